@@ -1,0 +1,29 @@
+"""DVS128 Gesture: 128x128 event streams of ~6 s, downsampled to 32x32 frames (fixed, not searched)."""
+
+from __future__ import annotations
+
+import optuna
+
+from search_spaces.common import lstm, optimizer, spiking_neurons
+
+# 32x32 keeps the gestures recognisable at 1/16 of the pixels.
+FRAME_SIZE = 32
+
+
+def cnn(trial: optuna.Trial) -> dict:
+    optimizer(trial)
+    trial.suggest_float("dropout", 0.0, 0.5)
+    return {"frame_size": FRAME_SIZE}
+
+
+def scnn(trial: optuna.Trial) -> dict:
+    optimizer(trial)
+    spiking_neurons(trial, min_steps=10, max_steps=30)
+    return {"frame_size": FRAME_SIZE}
+
+
+def slstm(trial: optuna.Trial) -> dict:
+    optimizer(trial)
+    spiking_neurons(trial, min_steps=10, max_steps=30)
+    lstm(trial)
+    return {"frame_size": FRAME_SIZE}

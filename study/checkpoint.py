@@ -1,0 +1,66 @@
+"""The one checkpoint format, used by the trainable, the export and the analysis.
+
+A checkpoint rebuilds its own model: layout version, dataset, architecture and hyperparameters
+sit beside the weights. Files are loaded with `weights_only=True` (no pickled code runs) and
+written atomically (temporary name, then rename).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from study.config import Hyperparams
+from study.errors import UserError
+from study.registry import build_model
+
+CHECKPOINT_VERSION = 1
+REQUIRED_KEYS = {"version", "dataset", "arch", "hyperparams", "model"}
+
+
+def save_checkpoint(path: Path, model: nn.Module, *, dataset: str, arch: str, hp: Hyperparams, **extra) -> None:
+    """Write model weights with what rebuilds them; `extra` holds e.g. optimizer state, epoch, metrics."""
+    payload = {
+        "version": CHECKPOINT_VERSION,
+        "dataset": dataset,
+        "arch": arch,
+        "hyperparams": hp.to_dict(),
+        "model": model.state_dict(),
+        **extra,
+    }
+    path = Path(path)
+    partial = path.with_name(f"{path.name}.partial-{os.getpid()}")
+    torch.save(payload, partial)
+    os.replace(partial, path)
+
+
+def read_checkpoint(path: Path) -> dict:
+    """The checkpoint's contents, or a UserError saying why the file is not a usable checkpoint."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"No checkpoint file at {path}.")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise UserError(f"{path} is not a snn-study checkpoint that can be loaded safely ({error}).") from None
+    if not isinstance(payload, dict) or not REQUIRED_KEYS <= set(payload):
+        raise UserError(f"{path} is not a snn-study checkpoint (expected keys {sorted(REQUIRED_KEYS)}).")
+    if payload["version"] != CHECKPOINT_VERSION:
+        raise UserError(
+            f"{path} has checkpoint layout version {payload['version']}; this snn-study reads version {CHECKPOINT_VERSION}."
+        )
+    return payload
+
+
+def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """Rebuild the model a checkpoint describes and load its weights; returns (model in eval mode, checkpoint)."""
+    payload = read_checkpoint(path)
+    model = build_model(payload["dataset"], payload["arch"], Hyperparams.from_dict(payload["hyperparams"]))
+    try:
+        model.load_state_dict(payload["model"])
+    except RuntimeError as error:
+        raise UserError(f"The weights in {path} do not fit a {payload['arch']} for {payload['dataset']}: {error}") from None
+    return model.to(device).eval(), payload

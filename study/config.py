@@ -1,0 +1,72 @@
+"""Typed boundaries: what the study is run on (`StudySettings`) and what a trial tries (`Hyperparams`).
+
+Ray hands a trial a plain dict; it becomes a frozen `Hyperparams` at once, so defaults,
+units and typos are dealt with in one place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+# The one metric every part of the study ranks trials by: scheduler, searcher, summary, analysis.
+METRIC, MODE = "val_acc", "max"
+
+
+@dataclass(frozen=True)
+class Hyperparams:
+    """One trial's choices. Search spaces return (a subset of) these fields."""
+
+    lr: float = 1e-3  # Adam/SGD learning rate
+    batch_size: int = 64
+    optimizer: str = "adam"  # a key of study.trainable.OPTIMIZERS
+    momentum: float = 0.9  # SGD only
+    weight_decay: float = 0.0
+    dropout: float = 0.0
+    # Spiking neurons (ignored by the conventional CNN).
+    num_steps: int = 25  # time steps T: time bins of event frames, or encoding steps of static images
+    beta: float = 0.8  # membrane decay per time step, in (0, 1)
+    threshold: float = 1.0  # firing threshold of the membrane potential
+    surrogate: str = "fast_sigmoid"  # a key of study.models.neurons.SURROGATES
+    slope: float = 25.0  # steepness of the surrogate gradient
+    learn_beta: bool = False
+    learn_threshold: bool = False
+    population: int = 1  # output neurons per class; > 1 is population coding
+    encoding: str = "direct"  # static images only: a key of study.data.encoding.ENCODERS
+    hidden: int = 128  # spiking LSTM: hidden units
+    lstm_threshold: float = 0.05  # spiking LSTM layers: their membrane o * tanh(c) starts near +-0.05
+    frame_size: int = 0  # event data: frames downsampled to frame_size x frame_size; 0 keeps the sensor size
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Hyperparams":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown hyperparameters {unknown}; known: {sorted(known)}")
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class StudySettings:
+    """Everything a trial needs that is not searched. Paths are absolute: trials run in their own folder."""
+
+    dataset: str
+    arch: str
+    data_dir: Path
+    max_epochs: int
+    seed: int = 0
+    synthetic: bool = False
+    train_limit: int | None = None
+    val_limit: int | None = None
+    test_limit: int | None = None
+    val_fraction: float = 0.1
+    cpus_per_trial: float = 1.0
+
+    @property
+    def torch_threads(self) -> int:
+        """Torch threads a trial may use: its CPU share, so concurrent trials do not oversubscribe cores."""
+        return max(1, int(self.cpus_per_trial))

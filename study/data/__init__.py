@@ -1,0 +1,62 @@
+"""Data: raw sources -> fixed splits -> (cached) tensors a DataLoader can batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, TensorDataset
+
+from study.data.frames import FrameDataset, FrameSpec, cached_frames
+from study.data.sources import SYNTHETIC_MARKER, RawSplit, Source
+from study.data.splits import balanced_subset, train_val_indices
+
+
+def data_root(data_dir: Path, synthetic: bool) -> Path:
+    """Synthetic data lives in its own folder, so it never mixes with (or overwrites) a real download."""
+    return Path(data_dir) / "synthetic" if synthetic else Path(data_dir)
+
+
+def is_synthetic(root: Path) -> bool:
+    return (Path(root) / SYNTHETIC_MARKER).exists()
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    """What a trial asks of the data: which samples and, for events, which frames."""
+
+    frames: FrameSpec  # ignored for static images
+    train_limit: int | None = None
+    val_limit: int | None = None
+    test_limit: int | None = None
+    val_fraction: float = 0.1
+
+
+def _materialize(source: Source, split: RawSplit, indices: np.ndarray, frames: FrameSpec, root: Path) -> Dataset:
+    targets = split.targets[indices]
+    if source.kind == "static":
+        # MNIST: 60000 x 28 x 28 bytes, small enough to hold; scaled to [0, 1] for rate coding.
+        images = split.dataset.data[torch.as_tensor(indices)].unsqueeze(1).float() / 255.0
+        return TensorDataset(images, torch.as_tensor(targets))
+    return FrameDataset(cached_frames(source, split, indices, frames, root / "cache"), targets)
+
+
+def train_val_datasets(source: Source, root: Path, request: SampleRequest) -> tuple[Dataset, Dataset]:
+    """The training and validation sets, both held out of the dataset's training split."""
+    split = source.open(root, train=True)
+    train, val = train_val_indices(split.targets, request.val_fraction)
+    train = balanced_subset(split.targets, train, request.train_limit)
+    val = balanced_subset(split.targets, val, request.val_limit)
+    return (
+        _materialize(source, split, train, request.frames, root),
+        _materialize(source, split, val, request.frames, root),
+    )
+
+
+def final_test_set(source: Source, root: Path, request: SampleRequest) -> Dataset:
+    """The test split (used once, for the best trial)."""
+    split = source.open(root, train=False)
+    indices = balanced_subset(split.targets, np.arange(len(split.targets)), request.test_limit)
+    return _materialize(source, split, indices, request.frames, root)

@@ -1,0 +1,32 @@
+"""From a batch as the data loader delivers it to the tensor a model takes.
+
+Spiking models take time-major input `[T, B, C, H, W]`; the conventional CNN takes `[B, C, H, W]`.
+"""
+
+from __future__ import annotations
+
+import torch
+from snntorch import spikegen
+
+
+def direct_current(images: torch.Tensor, num_steps: int) -> torch.Tensor:
+    """The same image as input current at every step: [B, C, H, W] -> [T, B, C, H, W]."""
+    return images.unsqueeze(0).expand(num_steps, *images.shape)
+
+
+def rate_coded(images: torch.Tensor, num_steps: int) -> torch.Tensor:
+    """Bernoulli spikes with the pixel intensity as probability: [B, C, H, W] -> [T, B, C, H, W]."""
+    return spikegen.rate(images.clamp(0, 1), num_steps=num_steps)
+
+
+ENCODERS = {"direct": direct_current, "rate": rate_coded}
+
+
+def to_model_input(batch: torch.Tensor, kind: str, spiking: bool, num_steps: int, encoding: str) -> torch.Tensor:
+    """Adapt a loader batch: static images `[B, C, H, W]`, or event frames `[B, T, P, H, W]` (counts)."""
+    if kind == "static":
+        return ENCODERS[encoding](batch, num_steps) if spiking else batch
+    if spiking:
+        return batch.transpose(0, 1)  # [B, T, P, H, W] -> [T, B, P, H, W]
+    # The CNN sees all events of a sample at once; log1p keeps dense regions from dominating.
+    return batch.sum(1).log1p()  # [B, T, P, H, W] -> [B, P, H, W]

@@ -1,0 +1,158 @@
+"""Raw datasets on disk, read by the real loaders: torchvision's MNIST and tonic's N-MNIST / DVS Gesture.
+
+Opening a split downloads it when absent, under a file lock so that parallel trials on
+one node never download or extract the same files at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tonic
+import torchvision
+from filelock import FileLock
+
+from study.errors import UserError
+
+# Written inside a split's folder once its files are complete (after our download, or by the
+# synthetic generator). tonic alone counts a split as present only with its archive and at
+# least 10000 (N-MNIST) / 100 (DVS Gesture) sample files.
+COMPLETE_MARKER = ".snn-study-complete"
+# Written at the data root by the synthetic generator; every output of a study on it says so.
+SYNTHETIC_MARKER = "SYNTHETIC"
+
+
+def _marked_complete(dataset: tonic.Dataset) -> bool:
+    return Path(dataset.location_on_system, dataset.folder_name, COMPLETE_MARKER).exists()
+
+
+def _mark_complete(dataset: tonic.Dataset) -> None:
+    Path(dataset.location_on_system, dataset.folder_name, COMPLETE_MARKER).touch()
+
+
+# The subclasses keep tonic's class names: tonic stores each dataset under <root>/<class name>.
+class NMNIST(tonic.datasets.NMNIST):
+    """tonic's N-MNIST, also present when our marker says the extracted folder is complete."""
+
+    def _check_exists(self) -> bool:
+        return _marked_complete(self) or super()._check_exists()
+
+    def download(self) -> None:
+        super().download()
+        _mark_complete(self)
+
+
+class DVSGesture(tonic.datasets.DVSGesture):
+    """tonic's DVS Gesture with working download URLs.
+
+    tonic 1.7.0's figshare `ndownloader` links now return an empty page (tonic PR #337);
+    the API links below serve the same archives (same md5 sums).
+    """
+
+    train_url = "https://api.figshare.com/v2/file/download/38022171"
+    test_url = "https://api.figshare.com/v2/file/download/38020584"
+
+    def _check_exists(self) -> bool:
+        return _marked_complete(self) or super()._check_exists()
+
+    def download(self) -> None:
+        super().download()
+        _mark_complete(self)
+
+
+@dataclass(frozen=True)
+class RawSplit:
+    """One split of a raw dataset: all labels up front, samples read on demand."""
+
+    dataset: Any  # indexable: dataset[i] -> (sample, label)
+    targets: np.ndarray  # [N] int64 class indices
+    folder: Path  # where the split's files live (cache keys, messages)
+
+
+@dataclass(frozen=True)
+class Source:
+    """How to find, download and read one dataset."""
+
+    name: str
+    kind: str  # "static" (images) or "events" (event streams turned into frames)
+    classes: tuple[str, ...]
+    shape: tuple[int, int, int]  # static: (C, H, W); events: tonic's sensor_size (W, H, P)
+    layout: str  # the expected on-disk layout under the data root, for error messages
+    loader: Any  # the dataset class
+    frame_dtype: str = "uint8"  # event frames: counts per bin, saturated at the dtype's maximum
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def input_shape(self, frame_size: int = 0) -> tuple[int, int, int]:
+        """(C, H, W) of one time step as the models see it."""
+        if self.kind == "static":
+            return self.shape
+        width, height, polarities = self.shape
+        if frame_size:
+            return (polarities, frame_size, frame_size)
+        return (polarities, height, width)
+
+    def open(self, root: Path, train: bool) -> RawSplit:
+        """Open one split under `root`, downloading it first if absent (one process at a time)."""
+        root = Path(root)
+        root.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(root / f".{self.name}.lock")):
+            try:
+                if self.kind == "static":
+                    dataset = self.loader(str(root), train=train, download=True)
+                    return RawSplit(dataset, dataset.targets.numpy().astype(np.int64), Path(dataset.raw_folder))
+                dataset = self.loader(str(root), train=train)
+            except Exception as error:  # torchvision and tonic raise many kinds on a failed download
+                raise UserError(
+                    f"The {self.name} {'training' if train else 'test'} split is not under {root} and could "
+                    f"not be downloaded ({type(error).__name__}: {error}). Expected layout: {self.layout} "
+                    f"Download it on a machine with network access and copy it there, pass --data-dir "
+                    f"pointing at a folder that holds it, or try the pipeline with --synthetic."
+                ) from None
+        folder = Path(dataset.location_on_system, dataset.folder_name)
+        return RawSplit(dataset, np.asarray(dataset.targets, dtype=np.int64), folder)
+
+
+MNIST_SOURCE = Source(
+    name="mnist",
+    kind="static",
+    classes=tuple(torchvision.datasets.MNIST.classes),
+    shape=(1, 28, 28),
+    layout=(
+        "<data-dir>/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte "
+        "(the idx files, unzipped; from the torchvision MNIST mirrors)."
+    ),
+    loader=torchvision.datasets.MNIST,
+)
+
+NMNIST_SOURCE = Source(
+    name="nmnist",
+    kind="events",
+    classes=tuple(tonic.datasets.NMNIST.classes),
+    shape=tuple(tonic.datasets.NMNIST.sensor_size),
+    layout=(
+        "<data-dir>/NMNIST/{train.zip,test.zip} and the extracted <data-dir>/NMNIST/{Train,Test}/<digit>/*.bin "
+        f"(5-byte events; archives from {tonic.datasets.NMNIST.base_url})."
+    ),
+    loader=NMNIST,
+)
+
+DVSGESTURE_SOURCE = Source(
+    name="dvsgesture",
+    kind="events",
+    classes=tuple(tonic.datasets.DVSGesture.classes),
+    shape=tuple(tonic.datasets.DVSGesture.sensor_size),
+    layout=(
+        "<data-dir>/DVSGesture/{ibmGestureTrain,ibmGestureTest}.tar.gz and the extracted "
+        "<data-dir>/DVSGesture/{ibmGestureTrain,ibmGestureTest}/userNN_<lighting>/<class>.npy "
+        f"([x, y, p, t_ms] rows; archives from {DVSGesture.train_url} and {DVSGesture.test_url})."
+    ),
+    loader=DVSGesture,
+    # Downsampled DVS frames sum many sensor pixels: counts exceed 255.
+    frame_dtype="int16",
+)

@@ -1,0 +1,146 @@
+"""Small learnable data sets written in each dataset's real on-disk format.
+
+Used by the tests and by `--synthetic`, so the whole pipeline runs, through the real loaders,
+on a machine without the data. Every class is a fixed pattern of blobs; samples jitter, scale
+and (for events) move it, so networks can learn the classes but not trivially.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+import tonic
+
+from study.data.sources import COMPLETE_MARKER, SYNTHETIC_MARKER
+
+SEED = 1234
+
+
+def class_templates(num_classes: int, size: int, seed: int = SEED) -> np.ndarray:
+    """[num_classes, size, size] patterns in [0, 1]: four Gaussian blobs per class."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
+    templates = np.zeros((num_classes, size, size))
+    margin, sigma = size // 5, size / 11
+    for label in range(num_classes):
+        for cx, cy in rng.uniform(margin, size - margin, size=(4, 2)):
+            templates[label] += np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * sigma**2))
+    return templates / templates.max(axis=(1, 2), keepdims=True)
+
+
+def _jittered(template: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    shifted = np.roll(template, tuple(rng.integers(-2, 3, size=2)), axis=(0, 1))
+    return np.clip(shifted * rng.uniform(0.7, 1.0) + rng.uniform(0, 0.15, size=template.shape), 0, 1)
+
+
+def _mark(folder: Path) -> None:
+    (folder / COMPLETE_MARKER).touch()
+
+
+# ---- MNIST: idx files under <root>/MNIST/raw -------------------------------------------------
+
+def _write_idx(path: Path, array: np.ndarray) -> None:
+    """The idx format: zero, type code 0x08 (uint8), number of dimensions, big-endian sizes, data."""
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    path.write_bytes(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
+
+
+def write_mnist(root: Path, train_per_class: int, test_per_class: int, seed: int = SEED) -> None:
+    raw = Path(root) / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    templates = class_templates(10, 28)
+    rng = np.random.default_rng(seed)
+    for prefix, per_class in (("train", train_per_class), ("t10k", test_per_class)):
+        labels = np.tile(np.arange(10), per_class)
+        images = np.stack([_jittered(templates[label], rng) for label in labels]) * 255
+        _write_idx(raw / f"{prefix}-images-idx3-ubyte", images.round())
+        _write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
+
+
+# ---- N-MNIST: 5-byte events in <root>/NMNIST/{Train,Test}/<digit>/<n>.bin --------------------
+
+def encode_nmnist_events(x: np.ndarray, y: np.ndarray, p: np.ndarray, t_us: np.ndarray) -> bytes:
+    """N-MNIST's event format: x, y, then polarity (bit 7) and a 23-bit microsecond timestamp."""
+    raw = np.empty((len(x), 5), dtype=np.uint8)
+    raw[:, 0], raw[:, 1] = x, y
+    raw[:, 2] = (p.astype(np.uint32) << 7) | ((t_us >> 16) & 0x7F)
+    raw[:, 3], raw[:, 4] = (t_us >> 8) & 0xFF, t_us & 0xFF
+    return raw.tobytes()
+
+
+def _saccade_events(image: np.ndarray, rng: np.random.Generator, n_events: int, sensor: int) -> tuple:
+    """Events of a static image seen through N-MNIST's three 100 ms saccades (a triangle path)."""
+    t_us = np.sort(rng.integers(0, 300_000, size=n_events)).astype(np.uint32)
+    phase = t_us / 100_000.0  # 0..3, one unit per saccade
+    corners = np.array([[0.0, 0.0], [3.5, 7.0], [7.0, 0.0], [0.0, 0.0]])
+    leg = np.minimum(phase.astype(int), 2)
+    offset = corners[leg] + (corners[leg + 1] - corners[leg]) * (phase - leg)[:, None]
+    pixels = rng.choice(image.size, size=n_events, p=(image / image.sum()).ravel())
+    py, px = np.unravel_index(pixels, image.shape)
+    border = (sensor - image.shape[0] - 7) // 2
+    x = np.clip(px + border + offset[:, 0].round().astype(int), 0, sensor - 1)
+    y = np.clip(py + border + offset[:, 1].round().astype(int), 0, sensor - 1)
+    return x, y, rng.integers(0, 2, size=n_events), t_us
+
+
+def write_nmnist(root: Path, train_per_class: int, test_per_class: int, seed: int = SEED) -> None:
+    sensor = tonic.datasets.NMNIST.sensor_size[0]
+    templates = class_templates(10, 24)
+    rng = np.random.default_rng(seed)
+    for folder, per_class in (("Train", train_per_class), ("Test", test_per_class)):
+        split = Path(root) / "NMNIST" / folder
+        for label in range(10):
+            digit = split / str(label)
+            digit.mkdir(parents=True, exist_ok=True)
+            for number in range(per_class):
+                events = _saccade_events(_jittered(templates[label], rng), rng, 600, sensor)
+                (digit / f"{number:05d}.bin").write_bytes(encode_nmnist_events(*events))
+        _mark(split)
+
+
+# ---- DVS Gesture: [x, y, p, t_ms] rows in <root>/DVSGesture/ibmGesture*/userNN_<lighting>/<class>.npy
+
+LIGHTINGS = ("fluorescent", "fluorescent_led", "lab", "led", "natural")
+
+
+def _gesture_events(label: int, num_classes: int, rng: np.random.Generator, n_events: int) -> np.ndarray:
+    """A blob circling the sensor centre; the class sets where it starts and which way it turns."""
+    sensor = tonic.datasets.DVSGesture.sensor_size[0]
+    t_ms = np.sort(rng.uniform(0, 1500, size=n_events))
+    start = 2 * np.pi * label / num_classes + rng.normal(0, 0.15)
+    turn = 1.0 if label % 2 else -1.0
+    angle = start + turn * np.pi * t_ms / 1500
+    radius = sensor * 0.3 * rng.uniform(0.85, 1.15)
+    x = sensor / 2 + radius * np.cos(angle) + rng.normal(0, 4, n_events)
+    y = sensor / 2 + radius * np.sin(angle) + rng.normal(0, 4, n_events)
+    events = np.stack([x, y, rng.integers(0, 2, n_events), t_ms], axis=1).round()
+    events[:, :2] = np.clip(events[:, :2], 0, sensor - 1)
+    return events.astype(np.int32)
+
+
+def write_dvsgesture(root: Path, train_per_class: int, test_per_class: int, seed: int = SEED) -> None:
+    num_classes = len(tonic.datasets.DVSGesture.classes)
+    rng = np.random.default_rng(seed)
+    # Real DVS Gesture: users 1-23 train, 24-29 test; one file per gesture class per recording.
+    for folder, per_class, first_user in (("ibmGestureTrain", train_per_class, 1), ("ibmGestureTest", test_per_class, 24)):
+        split = Path(root) / "DVSGesture" / folder
+        for recording in range(per_class):
+            user = split / f"user{first_user + recording:02d}_{LIGHTINGS[recording % len(LIGHTINGS)]}"
+            user.mkdir(parents=True, exist_ok=True)
+            for label in range(num_classes):
+                np.save(user / f"{label}.npy", _gesture_events(label, num_classes, rng, 1500))
+        _mark(split)
+
+
+def write_synthetic(dataset: str, root: Path, writer, train_per_class: int, test_per_class: int) -> Path:
+    """Write `dataset` with `writer` under `root` once (later calls reuse it) and mark the root synthetic."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / SYNTHETIC_MARKER).write_text("Generated by study.data.synthetic: not real data.\n")
+    done = root / f".{dataset}-written"
+    if not done.exists():
+        writer(root, train_per_class, test_per_class)
+        done.touch()
+    return root

@@ -1,0 +1,50 @@
+"""What every model shares: its output record and the time-folding helpers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+
+@dataclass
+class Output:
+    """A forward pass: class scores plus, for spiking models, what the neurons did."""
+
+    scores: torch.Tensor  # [B, classes]: logits (CNN) or output spike counts per class (SNNs)
+    spikes: dict[str, torch.Tensor] = field(default_factory=dict)  # layer -> spikes [T, B, ...]
+    membrane: torch.Tensor | None = None  # output layer membrane [T, B, classes x population]
+
+    def spike_totals(self) -> tuple[float, int]:
+        """(spikes emitted, neuron updates) over all recorded layers, for the mean spike rate."""
+        emitted = sum(float(s.detach().sum()) for s in self.spikes.values())
+        return emitted, sum(s.numel() for s in self.spikes.values())
+
+
+def fold_time(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Run a stateless layer once over every time step: [T, B, ...] -> [T*B, ...] -> [T, B, ...]."""
+    return layer(x.flatten(0, 1)).unflatten(0, x.shape[:2])
+
+
+def class_scores(output_spikes: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Spike counts per class: [T, B, classes x population] -> [B, classes] (a population's neurons summed).
+
+    Cross-entropy over these counts is snnTorch's `ce_count_loss` (with `population_code=True`
+    when population > 1); `ce_rate_loss(population_code=True)` raises TypeError without `weight`.
+    """
+    return output_spikes.sum(0).unflatten(-1, (num_classes, -1)).sum(-1)
+
+
+def flat_features(features: nn.Module, input_shape: tuple[int, int, int]) -> int:
+    """Number of features `features` makes of one [C, H, W] input."""
+    with torch.no_grad():
+        return features(torch.zeros(1, *input_shape)).numel()
+
+
+def seed_conv_stack(in_channels: int) -> tuple[nn.Sequential, nn.Sequential]:
+    """The seed project's two convolution blocks (12 and 32 channels, 5x5 kernels, 2x2 max pooling)."""
+    return (
+        nn.Sequential(nn.Conv2d(in_channels, 12, 5), nn.MaxPool2d(2)),
+        nn.Sequential(nn.Conv2d(12, 32, 5), nn.MaxPool2d(2)),
+    )

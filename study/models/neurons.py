@@ -1,0 +1,60 @@
+"""snnTorch neurons as this project uses them: explicit state, reset per batch, no global registry.
+
+snnTorch 1.0.0 pitfalls designed around here:
+- every neuron is appended to the class-level `SpikingNeuron.instances` list, which never
+  shrinks; `snntorch.utils.reset` walks it and resets *every* live network. We never use
+  `init_hidden`, keep state in local variables, and take our neurons off that list, so a
+  worker running many trials does not keep every old model alive.
+- a neuron called with `mem=None` reuses the state left on the module by the previous batch
+  when the shapes match. We always pass fresh zero state at step 0.
+"""
+
+from __future__ import annotations
+
+import snntorch as snn
+import torch
+from snntorch import surrogate
+from snntorch._neurons.neurons import SpikingNeuron
+
+from study.config import Hyperparams
+
+# Surrogate gradients by name; `slope` is each one's steepness parameter.
+SURROGATES = {
+    "fast_sigmoid": lambda slope: surrogate.fast_sigmoid(slope=slope),
+    "sigmoid": lambda slope: surrogate.sigmoid(slope=slope),
+    "atan": lambda slope: surrogate.atan(alpha=slope),
+}
+
+
+def untracked(neuron: SpikingNeuron) -> SpikingNeuron:
+    """Take `neuron` off snnTorch's global instance list (see the module docstring)."""
+    SpikingNeuron.instances[:] = [other for other in SpikingNeuron.instances if other is not neuron]
+    return neuron
+
+
+def spike_grad(hp: Hyperparams):
+    return SURROGATES[hp.surrogate](hp.slope)
+
+
+def leaky(hp: Hyperparams) -> snn.Leaky:
+    """A layer of leaky integrate-and-fire neurons with the trial's beta, threshold and surrogate."""
+    return untracked(
+        snn.Leaky(
+            beta=hp.beta,
+            threshold=hp.threshold,
+            spike_grad=spike_grad(hp),
+            learn_beta=hp.learn_beta,
+            learn_threshold=hp.learn_threshold,
+        )
+    )
+
+
+def leaky_over_time(neuron: snn.Leaky, current: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run `neuron` over input current `[T, B, ...]`, from zero state; returns spikes and membrane `[T, B, ...]`."""
+    mem = torch.zeros_like(current[0])
+    spikes, membrane = [], []
+    for step in current:
+        spk, mem = neuron(step, mem)
+        spikes.append(spk)
+        membrane.append(mem)
+    return torch.stack(spikes), torch.stack(membrane)

@@ -1,0 +1,69 @@
+"""Names -> things: datasets, architectures and search spaces, as plain dicts.
+
+`python -m study.run nmnist --arch scnn` is a lookup here; an unknown name is a UserError
+that lists the valid ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import nn
+
+import search_spaces.dvsgesture
+import search_spaces.mnist
+import search_spaces.nmnist
+from study.config import Hyperparams
+from study.data.sources import DVSGESTURE_SOURCE, MNIST_SOURCE, NMNIST_SOURCE, Source
+from study.data.synthetic import write_dvsgesture, write_mnist, write_nmnist
+from study.errors import UserError
+from study.models import CNN, SpikingCNN, SpikingLSTM
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    source: Source
+    default_arch: str
+    write_synthetic: Callable[[Path, int, int], None]  # (root, train per class, test per class)
+    synthetic_per_class: tuple[int, int]  # (train, test) samples per class of --synthetic data
+
+
+DATASETS: dict[str, DatasetEntry] = {
+    "mnist": DatasetEntry(MNIST_SOURCE, "cnn", write_mnist, (60, 15)),
+    "nmnist": DatasetEntry(NMNIST_SOURCE, "scnn", write_nmnist, (60, 15)),
+    "dvsgesture": DatasetEntry(DVSGESTURE_SOURCE, "scnn", write_dvsgesture, (12, 4)),
+}
+
+# Every architecture runs on every dataset: (input shape of one step, classes, hyperparameters) -> module.
+ARCHITECTURES: dict[str, type[nn.Module]] = {
+    "cnn": CNN,
+    "scnn": SpikingCNN,
+    "slstm": SpikingLSTM,
+}
+
+SEARCH_SPACES: dict[tuple[str, str], Callable] = {
+    (dataset, arch): getattr(module, arch)
+    for dataset, module in {
+        "mnist": search_spaces.mnist,
+        "nmnist": search_spaces.nmnist,
+        "dvsgesture": search_spaces.dvsgesture,
+    }.items()
+    for arch in ARCHITECTURES
+}
+
+
+def lookup(table: dict, name: str, what: str):
+    """table[name], or a UserError naming the valid choices."""
+    try:
+        return table[name]
+    except KeyError:
+        raise UserError(f"Unknown {what} {name!r}. Valid {what}s: {', '.join(sorted(table))}.") from None
+
+
+def build_model(dataset: str, arch: str, hp: Hyperparams) -> nn.Module:
+    """A fresh model of `arch` shaped for `dataset`."""
+    source = lookup(DATASETS, dataset, "dataset").source
+    model_class = lookup(ARCHITECTURES, arch, "architecture")
+    return model_class(source.input_shape(hp.frame_size), source.num_classes, hp)

@@ -1,0 +1,208 @@
+"""Command line: `python -m study.run DATASET [--arch ARCH] [options]` runs one hyperparameter study.
+
+Exit status: 0 on success, 2 on bad input or a missing resource (one-paragraph message, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+from study.config import StudySettings
+from study.data import data_root, is_synthetic
+from study.errors import UserError
+from study.registry import ARCHITECTURES, DATASETS
+
+# --smoke: a whole study on tiny subsets, about a minute on 2 CPU cores.
+SMOKE = {"num_samples": 2, "max_epochs": 2, "train_limit": 100, "val_limit": 40, "test_limit": 40}
+DEFAULTS = {"num_samples": 20, "max_epochs": 10, "train_limit": None, "val_limit": None, "test_limit": None}
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text}")
+    return value
+
+
+def _amount(minimum_exclusive: bool):
+    def parse(text: str) -> float:
+        value = float(text)
+        if value < 0 or (minimum_exclusive and value == 0):
+            raise argparse.ArgumentTypeError(f"must be {'positive' if minimum_exclusive else 'zero or positive'}, not {text}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m study.run",
+        description="Tune spiking and conventional networks on a vision dataset with Ray Tune (ASHA + Optuna TPE).",
+    )
+    parser.add_argument("dataset", choices=sorted(DATASETS), help="dataset to study")
+    parser.add_argument("--arch", choices=sorted(ARCHITECTURES), help="architecture (default: mnist->cnn, nmnist->scnn, dvsgesture->scnn)")
+    parser.add_argument("--num-samples", type=_count, help="trials to run (default 20; --smoke: 2)")
+    parser.add_argument("--max-epochs", type=_count, help="epochs per trial at most; ASHA stops poor trials sooner (default 10; --smoke: 2)")
+    parser.add_argument("--max-concurrent", type=_count, help="trials running at once (default: as many as fit the cluster's CPUs and GPUs)")
+    parser.add_argument("--cpus-per-trial", type=_amount(True), default=1.0, help="CPUs per trial; also its torch threads (default 1)")
+    parser.add_argument("--gpus-per-trial", type=_amount(False), help="GPUs per trial, fractions allowed (default: 1 when the cluster has GPUs, else 0)")
+    parser.add_argument("--address", help="join an existing Ray cluster (e.g. 'auto' or HOST:6379) instead of starting a local one")
+    parser.add_argument("--storage", default="results", help="where Ray stores the experiment: a path (shared on multi-node clusters) or a URI (default ./results)")
+    parser.add_argument("--name", help="experiment name (default DATASET-ARCH, with -synthetic for --synthetic)")
+    parser.add_argument("--data-dir", type=Path, default=Path("data"), help="dataset root; downloads land here when absent (default ./data)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the Optuna sampler and of weight initialisation (default 0)")
+    parser.add_argument("--checkpoints-dir", type=Path, default=Path("checkpoints"), help="where the best model is exported (default ./checkpoints)")
+    parser.add_argument("--resume", action="store_true", help="continue the experiment NAME (pass the same arguments as the first run)")
+    parser.add_argument("--smoke", action="store_true", help="a whole study on tiny subsets, about a minute on 2 CPU cores")
+    parser.add_argument("--synthetic", action="store_true", help="generate a small data set in the real on-disk format under DATA_DIR/synthetic and use it")
+    parser.add_argument("--train-limit", type=_count, help="class-balanced subset of the training set, in samples")
+    parser.add_argument("--val-limit", type=_count, help="class-balanced subset of the validation set, in samples")
+    parser.add_argument("--test-limit", type=_count, help="class-balanced subset of the test set, in samples")
+    parser.add_argument("--max-failures", type=int, default=1, help="retries of a trial that raised, from its last checkpoint (default 1)")
+    parser.add_argument("--dashboard-host", default="127.0.0.1", help="interface of the Ray dashboard of a local cluster (default 127.0.0.1: private)")
+    return parser
+
+
+@dataclass(frozen=True)
+class Invocation:
+    settings: StudySettings
+    name: str
+    storage: str
+    num_samples: int
+    gpus_per_trial: float | None
+    max_concurrent: int | None
+    max_failures: int
+    checkpoints_dir: Path
+
+
+def interpret(args: argparse.Namespace) -> Invocation:
+    """Arguments -> typed settings, with --smoke defaults where the user gave no value."""
+    defaults = SMOKE if args.smoke else DEFAULTS
+    chosen = {key: getattr(args, key) if getattr(args, key) is not None else default for key, default in defaults.items()}
+    arch = args.arch or DATASETS[args.dataset].default_arch
+    if args.data_dir.exists() and not args.data_dir.is_dir():
+        raise UserError(f"--data-dir {args.data_dir} is a file; it must be a folder (it is created if absent).")
+    settings = StudySettings(
+        dataset=args.dataset,
+        arch=arch,
+        data_dir=args.data_dir.resolve(),
+        max_epochs=chosen["max_epochs"],
+        seed=args.seed,
+        synthetic=args.synthetic,
+        train_limit=chosen["train_limit"],
+        val_limit=chosen["val_limit"],
+        test_limit=chosen["test_limit"],
+        cpus_per_trial=args.cpus_per_trial,
+    )
+    storage = args.storage if "://" in args.storage else str(Path(args.storage).resolve())
+    if args.max_failures < 0:
+        raise UserError(f"--max-failures must be zero or more, not {args.max_failures}.")
+    return Invocation(
+        settings=settings,
+        name=args.name or f"{args.dataset}-{arch}" + ("-synthetic" if args.synthetic else ""),
+        storage=storage,
+        num_samples=chosen["num_samples"],
+        gpus_per_trial=args.gpus_per_trial,
+        max_concurrent=args.max_concurrent,
+        max_failures=args.max_failures,
+        checkpoints_dir=args.checkpoints_dir.resolve(),
+    )
+
+
+def prepare_data(settings: StudySettings) -> None:
+    """Generate (--synthetic) or download the data before any trial starts, so a missing data set fails here, once."""
+    entry = DATASETS[settings.dataset]
+    root = data_root(settings.data_dir, settings.synthetic)
+    if settings.synthetic:
+        from study.data.synthetic import write_synthetic
+
+        write_synthetic(settings.dataset, root, entry.write_synthetic, *entry.synthetic_per_class)
+    for train in (True, False):
+        entry.source.open(root, train=train)
+    if is_synthetic(root) != settings.synthetic:
+        raise UserError(f"{root} holds synthetic data; use --synthetic with it, or point --data-dir at real data.")
+
+
+def connect_ray(address: str | None, dashboard_host: str) -> None:
+    """Join a cluster, or start a local Ray with its dashboard (an already running Ray is reused)."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address)
+        return
+    context = ray.init(include_dashboard=True, dashboard_host=dashboard_host)
+    if context.dashboard_url:
+        print(f"Ray dashboard: http://{context.dashboard_url}", flush=True)
+
+
+def check_resources(invocation: Invocation) -> tuple[float, int]:
+    """(GPUs per trial, trials at once), after checking that one trial fits the cluster (Ray would wait forever)."""
+    import ray
+
+    available = ray.cluster_resources()
+    gpus = invocation.gpus_per_trial
+    if gpus is None:
+        gpus = 1.0 if available.get("GPU", 0) >= 1 else 0.0
+    if gpus > available.get("GPU", 0):
+        raise UserError(f"--gpus-per-trial {gpus:g} asks for more GPUs than the Ray cluster has ({available.get('GPU', 0):g}).")
+    cpus = invocation.settings.cpus_per_trial
+    if cpus > available.get("CPU", 0):
+        raise UserError(f"--cpus-per-trial {cpus:g} asks for more CPUs than the Ray cluster has ({available.get('CPU', 0):g}).")
+    if invocation.max_concurrent is not None:
+        return gpus, invocation.max_concurrent
+    fits = available["CPU"] // cpus
+    if gpus:
+        fits = min(fits, available["GPU"] // gpus)
+    return gpus, max(1, int(fits))
+
+
+def run_study(invocation: Invocation, resume: bool, address: str | None, dashboard_host: str) -> dict:
+    from study.outcome import conclude, results_table
+    from study.tuning import TunePlan, build_tuner, restore_tuner
+
+    settings = invocation.settings
+    experiment = f"{invocation.storage.rstrip('/')}/{invocation.name}"
+    local = "://" not in experiment
+    if local and resume and not Path(experiment).is_dir():
+        raise UserError(f"--resume: there is no experiment {invocation.name!r} under {invocation.storage}.")
+    if local and not resume and Path(experiment).exists():
+        raise UserError(
+            f"An experiment {invocation.name!r} already exists under {invocation.storage}. "
+            f"Continue it with --resume, or choose another --name; nothing was changed."
+        )
+    prepare_data(settings)
+    connect_ray(address, dashboard_host)
+    gpus_per_trial, max_concurrent = check_resources(invocation)
+    plan = TunePlan(
+        name=invocation.name,
+        storage=invocation.storage,
+        num_samples=invocation.num_samples,
+        gpus_per_trial=gpus_per_trial,
+        max_concurrent=max_concurrent,
+        max_failures=invocation.max_failures,
+    )
+    tuner = restore_tuner(settings, plan) if resume else build_tuner(settings, plan)
+    summary = conclude(tuner.fit(), settings, plan, invocation.checkpoints_dir)
+    print(results_table(summary), flush=True)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        run_study(interpret(args), args.resume, args.address, args.dashboard_host)
+    except UserError as error:
+        print(textwrap.fill(f"error: {error}", width=100, break_on_hyphens=False, break_long_words=False), file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""The trainable: a plain function Ray Tune calls once per trial, built from small parts.
+
+`train_one_epoch` and `evaluate` are usable without Ray (the tests call them directly);
+`train_trial` adds the Ray boundary: config dict -> Hyperparams, one report per epoch
+(ASHA's time unit) with a checkpoint, and resumption from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from study.checkpoint import read_checkpoint, save_checkpoint
+from study.config import Hyperparams, StudySettings
+from study.data import SampleRequest, data_root, train_val_datasets
+from study.data.encoding import to_model_input
+from study.data.frames import FrameSpec
+from study.registry import ARCHITECTURES, DATASETS, build_model
+
+CHECKPOINT_FILE = "checkpoint.pth"
+
+OPTIMIZERS = {
+    "adam": lambda params, hp: torch.optim.Adam(params, lr=hp.lr, weight_decay=hp.weight_decay),
+    "sgd": lambda params, hp: torch.optim.SGD(params, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay),
+}
+
+Adapter = Callable[[torch.Tensor], torch.Tensor]
+
+
+def pick_device() -> torch.device:
+    """CUDA when Ray gave this trial a GPU (or none is managed by Ray), else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def input_adapter(dataset: str, arch: str, hp: Hyperparams) -> Adapter:
+    """Loader batch -> model input for this dataset and architecture (see study.data.encoding)."""
+    return partial(
+        to_model_input,
+        kind=DATASETS[dataset].source.kind,
+        spiking=ARCHITECTURES[arch].spiking,
+        num_steps=hp.num_steps,
+        encoding=hp.encoding,
+    )
+
+
+def sample_request(settings: StudySettings, hp: Hyperparams) -> SampleRequest:
+    """Which samples and frames this trial needs. The CNN sees event frames summed, so one time bin."""
+    time_bins = hp.num_steps if ARCHITECTURES[settings.arch].spiking else 1
+    return SampleRequest(
+        frames=FrameSpec(n_time_bins=time_bins, size=hp.frame_size),
+        train_limit=settings.train_limit,
+        val_limit=settings.val_limit,
+        test_limit=settings.test_limit,
+        val_fraction=settings.val_fraction,
+    )
+
+
+def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    loss: float
+    acc: float
+    spike_rate: float | None  # spikes per neuron per time step, spiking models only
+
+
+def _run_epoch(model, loader, adapt, device, optimizer=None) -> EpochResult:
+    training = optimizer is not None
+    model.train(training)
+    total_loss, correct, seen, spikes, updates = 0.0, 0, 0, 0.0, 0
+    with torch.set_grad_enabled(training):
+        for inputs, targets in loader:
+            inputs, targets = inputs.to(device), targets.to(device)
+            output = model.run(adapt(inputs))
+            loss = F.cross_entropy(output.scores, targets)
+            if training:
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            total_loss += float(loss.detach()) * len(targets)
+            correct += int((output.scores.argmax(1) == targets).sum())
+            seen += len(targets)
+            emitted, neuron_updates = output.spike_totals()
+            spikes, updates = spikes + emitted, updates + neuron_updates
+    return EpochResult(total_loss / seen, correct / seen, spikes / updates if updates else None)
+
+
+def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer, adapt: Adapter, device) -> EpochResult:
+    """One pass over `loader` with gradient steps."""
+    return _run_epoch(model, loader, adapt, device, optimizer)
+
+
+def evaluate(model: nn.Module, loader: DataLoader, adapt: Adapter, device) -> EpochResult:
+    """Loss, accuracy and spike rate on `loader`, without gradients."""
+    return _run_epoch(model, loader, adapt, device)
+
+
+def epoch_metrics(epoch: int, train: EpochResult, val: EpochResult, seconds: float) -> dict:
+    """What a trial reports each epoch."""
+    metrics = {
+        "epoch": epoch,
+        "train_loss": train.loss,
+        "train_acc": train.acc,
+        "val_loss": val.loss,
+        "val_acc": val.acc,
+        "epoch_seconds": seconds,
+    }
+    if val.spike_rate is not None:
+        metrics["spike_rate"] = val.spike_rate
+    return metrics
+
+
+def train_trial(config: dict, settings: StudySettings) -> None:
+    """Ray Tune function trainable: trains up to `settings.max_epochs`, reporting once per epoch."""
+    from ray import tune  # imported here so the rest of this module works without a Ray runtime
+
+    hp = Hyperparams.from_dict(config)
+    torch.set_num_threads(settings.torch_threads)
+    torch.manual_seed(settings.seed)
+    device = pick_device()
+
+    root = data_root(settings.data_dir, settings.synthetic)
+    train_set, val_set = train_val_datasets(DATASETS[settings.dataset].source, root, sample_request(settings, hp))
+    train_loader = make_loader(train_set, hp.batch_size, shuffle=True, seed=settings.seed)
+    val_loader = make_loader(val_set, hp.batch_size, shuffle=False)
+    adapt = input_adapter(settings.dataset, settings.arch, hp)
+
+    model = build_model(settings.dataset, settings.arch, hp).to(device)
+    optimizer = OPTIMIZERS[hp.optimizer](model.parameters(), hp)
+    first_epoch = 1
+    if (checkpoint := tune.get_checkpoint()) is not None:
+        with checkpoint.as_directory() as folder:
+            state = read_checkpoint(Path(folder) / CHECKPOINT_FILE)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        first_epoch = state["epoch"] + 1
+
+    for epoch in range(first_epoch, settings.max_epochs + 1):
+        started = time.perf_counter()
+        train = train_one_epoch(model, train_loader, optimizer, adapt, device)
+        val = evaluate(model, val_loader, adapt, device)
+        metrics = epoch_metrics(epoch, train, val, time.perf_counter() - started)
+        with tempfile.TemporaryDirectory() as folder:
+            save_checkpoint(
+                Path(folder) / CHECKPOINT_FILE,
+                model,
+                dataset=settings.dataset,
+                arch=settings.arch,
+                hp=hp,
+                optimizer=optimizer.state_dict(),
+                epoch=epoch,
+                metrics=metrics,
+                synthetic=settings.synthetic,
+            )
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))

@@ -1,0 +1,85 @@
+"""Builds the Ray Tune study: ASHA stops poor trials, Optuna's TPE proposes the next ones."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from optuna.samplers import TPESampler
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search.optuna import OptunaSearch
+
+from study.config import METRIC, MODE, StudySettings
+from study.registry import SEARCH_SPACES
+from study.trainable import train_trial
+
+# ASHA: every trial gets at least one epoch; at each rung (1, 2, 4, ... epochs) the better half goes on.
+ASHA_GRACE_PERIOD = 1
+ASHA_REDUCTION_FACTOR = 2
+# Keep the two best checkpoints of each trial (by METRIC): the export needs the best, disk stays bounded.
+CHECKPOINTS_KEPT = 2
+
+
+@dataclass(frozen=True)
+class TunePlan:
+    """How the study is scheduled (as opposed to what each trial trains on: StudySettings)."""
+
+    name: str
+    storage: str  # absolute local path or a URI (s3://, gs://, ...) that every node can reach
+    num_samples: int
+    gpus_per_trial: float
+    max_concurrent: int  # trials at once; without it Ray runs a custom searcher's trials one by one
+    max_failures: int = 1  # retries of a trial that raised, from its last checkpoint
+
+    @property
+    def experiment_path(self) -> str:
+        return f"{self.storage.rstrip('/')}/{self.name}"
+
+
+def trainable(settings: StudySettings, plan: TunePlan):
+    """The function trainable with the fixed settings bound and the resources one trial holds."""
+    bound = tune.with_parameters(train_trial, settings=settings)
+    return tune.with_resources(bound, {"cpu": settings.cpus_per_trial, "gpu": plan.gpus_per_trial})
+
+
+def build_tuner(settings: StudySettings, plan: TunePlan) -> tune.Tuner:
+    """A new study. metric/mode go to the searcher and the scheduler (Ray rejects them in both places)."""
+    searcher = OptunaSearch(
+        space=SEARCH_SPACES[(settings.dataset, settings.arch)],
+        metric=METRIC,
+        mode=MODE,
+        sampler=TPESampler(seed=settings.seed),
+    )
+    scheduler = ASHAScheduler(
+        time_attr="training_iteration",
+        metric=METRIC,
+        mode=MODE,
+        max_t=settings.max_epochs,
+        grace_period=min(ASHA_GRACE_PERIOD, settings.max_epochs),
+        reduction_factor=ASHA_REDUCTION_FACTOR,
+    )
+    return tune.Tuner(
+        trainable(settings, plan),
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            scheduler=scheduler,
+            num_samples=plan.num_samples,
+            max_concurrent_trials=plan.max_concurrent,
+            trial_dirname_creator=lambda trial: f"trial_{trial.trial_id}",
+        ),
+        run_config=tune.RunConfig(
+            name=plan.name,
+            storage_path=plan.storage,
+            checkpoint_config=tune.CheckpointConfig(
+                num_to_keep=CHECKPOINTS_KEPT,
+                checkpoint_score_attribute=METRIC,
+                checkpoint_score_order=MODE,
+            ),
+            failure_config=tune.FailureConfig(max_failures=plan.max_failures),
+        ),
+    )
+
+
+def restore_tuner(settings: StudySettings, plan: TunePlan) -> tune.Tuner:
+    """Continue an interrupted study: finished trials stay, unfinished ones resume from their checkpoints."""
+    return tune.Tuner.restore(plan.experiment_path, trainable=trainable(settings, plan), resume_errored=True)

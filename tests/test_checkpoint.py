@@ -1,0 +1,62 @@
+"""One checkpoint format: rebuilds its model without Ray, loads safely, says clearly when it cannot."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+
+from study.checkpoint import load_model, read_checkpoint, save_checkpoint
+from study.config import Hyperparams
+from study.errors import UserError
+from study.registry import build_model
+
+
+def test_checkpoint_rebuilds_the_same_model(tmp_path):
+    hp = Hyperparams(num_steps=4, population=5, learn_beta=True)
+    model = build_model("nmnist", "scnn", hp).eval()
+    optimizer = torch.optim.Adam(model.parameters())
+    save_checkpoint(tmp_path / "c.pth", model, dataset="nmnist", arch="scnn", hp=hp, optimizer=optimizer.state_dict(), epoch=3)
+    loaded, payload = load_model(tmp_path / "c.pth")
+    x = (torch.rand(4, 2, 2, 34, 34) < 0.3).float()
+    assert torch.equal(model.run(x).membrane, loaded.run(x).membrane)
+    assert payload["epoch"] == 3 and Hyperparams.from_dict(payload["hyperparams"]) == hp
+    assert not list(tmp_path.glob("*.partial-*"))
+
+
+def test_weights_of_another_architecture_are_refused(tmp_path):
+    model = build_model("nmnist", "cnn", Hyperparams())
+    save_checkpoint(tmp_path / "c.pth", model, dataset="nmnist", arch="cnn", hp=Hyperparams())
+    payload = torch.load(tmp_path / "c.pth", weights_only=True)
+    payload["arch"] = "scnn"  # claims to be a spiking CNN
+    torch.save(payload, tmp_path / "c.pth")
+    with pytest.raises(UserError, match="do not fit a scnn"):
+        load_model(tmp_path / "c.pth")
+
+
+def test_older_layout_and_foreign_files_are_refused(tmp_path):
+    torch.save({"version": 0, "dataset": "mnist", "arch": "cnn", "hyperparams": {}, "model": {}}, tmp_path / "old.pth")
+    with pytest.raises(UserError, match="layout version 0"):
+        read_checkpoint(tmp_path / "old.pth")
+    torch.save({"state_dict": {}}, tmp_path / "foreign.pth")
+    with pytest.raises(UserError, match="not a snn-study checkpoint"):
+        read_checkpoint(tmp_path / "foreign.pth")
+    with pytest.raises(UserError, match="No checkpoint file"):
+        read_checkpoint(tmp_path / "missing.pth")
+
+
+class Exploit:
+    def __reduce__(self):
+        return (exec, ("open(__import__('os').environ['EXPLOIT_MARK'], 'w').write('ran')",))
+
+
+def test_a_malicious_pickle_does_not_run(tmp_path, monkeypatch):
+    mark = tmp_path / "exploit-ran"
+    monkeypatch.setenv("EXPLOIT_MARK", str(mark))
+    (tmp_path / "evil.pth").write_bytes(pickle.dumps({"version": 1, "payload": Exploit()}, protocol=2))
+    with pytest.raises(UserError):
+        read_checkpoint(tmp_path / "evil.pth")
+    assert not mark.exists()
+    pickle.loads((tmp_path / "evil.pth").read_bytes())  # unpickled the unsafe way, the file really is an exploit
+    assert mark.read_text() == "ran"

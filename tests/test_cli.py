@@ -1,0 +1,74 @@
+"""Bad input: a clear one-paragraph message and exit status 2, never a traceback, nothing lost."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from study.run import main
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "study.run", *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["imagenet"], "invalid choice: 'imagenet' (choose from 'dvsgesture', 'mnist', 'nmnist')"),
+        (["nmnist", "--arch", "transformer"], "invalid choice: 'transformer' (choose from 'cnn', 'scnn', 'slstm')"),
+        (["nmnist", "--num-samples", "0"], "--num-samples: must be a whole number of at least 1, not 0"),
+        (["nmnist", "--max-epochs", "-3"], "--max-epochs: must be a whole number of at least 1, not -3"),
+        (["nmnist", "--cpus-per-trial", "0"], "--cpus-per-trial: must be positive, not 0"),
+        (["nmnist", "--gpus-per-trial", "-1"], "--gpus-per-trial: must be zero or positive, not -1"),
+    ],
+)
+def test_impossible_arguments_exit_2_with_a_message(args, says, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(args)
+    assert exited.value.code == 2
+    assert says in capsys.readouterr().err
+
+
+def test_the_real_process_prints_no_traceback():
+    finished = run_cli("nmnist", "--num-samples", "0")
+    assert finished.returncode == 2
+    assert "must be a whole number of at least 1" in finished.stderr
+    assert "Traceback" not in finished.stderr
+
+
+def test_absent_dataset_without_network_exits_2_naming_the_folder(tmp_path, capsys, no_network):
+    status = main(["mnist", "--data-dir", str(tmp_path / "data"), "--storage", str(tmp_path / "results")])
+    error = capsys.readouterr().err
+    assert status == 2
+    assert str(tmp_path / "data") in error.replace("\n", " ") and "train-images-idx3" in error
+    assert not (tmp_path / "results").exists()
+
+
+def test_data_dir_that_is_a_file_exits_2(tmp_path, capsys):
+    (tmp_path / "data").write_text("not a folder")
+    assert main(["nmnist", "--data-dir", str(tmp_path / "data")]) == 2
+    assert "is a file" in capsys.readouterr().err
+    assert (tmp_path / "data").read_text() == "not a folder"
+
+
+def test_existing_experiment_is_not_overwritten_and_unknown_one_not_resumed(tmp_path, capsys):
+    experiment = tmp_path / "results" / "mine"
+    experiment.mkdir(parents=True)
+    (experiment / "precious.json").write_text("{}")
+    args = ["nmnist", "--synthetic", "--data-dir", str(tmp_path / "data"), "--storage", str(tmp_path / "results")]
+    assert main([*args, "--name", "mine"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert (experiment / "precious.json").read_text() == "{}"
+    assert main([*args, "--name", "other", "--resume"]) == 2
+    assert "no experiment 'other'" in capsys.readouterr().err
+
+
+def test_more_gpus_per_trial_than_the_cluster_has_exits_2(tmp_path, capsys, ray_runtime):
+    args = ["nmnist", "--smoke", "--synthetic", "--data-dir", str(tmp_path / "data"), "--storage", str(tmp_path / "results")]
+    assert main([*args, "--gpus-per-trial", "4"]) == 2
+    assert "more GPUs than the Ray cluster has" in capsys.readouterr().err
+    assert main([*args, "--cpus-per-trial", "64"]) == 2
+    assert "more CPUs than the Ray cluster has" in capsys.readouterr().err

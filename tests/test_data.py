@@ -1,0 +1,143 @@
+"""The data path on files written in the real formats, read by the real torchvision / tonic loaders."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tonic
+import torch
+import torchvision
+
+from study.data import SampleRequest, final_test_set, train_val_datasets
+from study.data import frames as frames_module
+from study.data.encoding import direct_current, rate_coded, to_model_input
+from study.data.frames import FrameSpec, cached_frames, frame_transform
+from study.data.sources import COMPLETE_MARKER, DVSGESTURE_SOURCE, MNIST_SOURCE, NMNIST_SOURCE
+from study.data.splits import balanced_subset, train_val_indices
+from study.data.synthetic import encode_nmnist_events
+from study.errors import UserError
+
+
+def test_mnist_idx_files_read_by_torchvision(data_root):
+    train = torchvision.datasets.MNIST(str(data_root), train=True, download=False)
+    assert train.data.shape == (200, 28, 28) and train.data.dtype == torch.uint8
+    assert sorted(torch.bincount(train.targets).tolist()) == [20] * 10
+    assert train.data.float().std() > 10  # real images, not blank
+
+
+def test_nmnist_event_encoding_round_trips_through_tonic(tmp_path):
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 34, 50), rng.integers(0, 34, 50)
+    p, t = rng.integers(0, 2, 50), np.sort(rng.integers(0, 2**23, 50)).astype(np.uint32)
+    path = tmp_path / "sample.bin"
+    path.write_bytes(encode_nmnist_events(x, y, p, t))
+    events = tonic.io.read_mnist_file(str(path), dtype=tonic.datasets.NMNIST.dtype)
+    np.testing.assert_array_equal(events["x"], x)
+    np.testing.assert_array_equal(events["y"], y)
+    np.testing.assert_array_equal(events["p"], p)
+    np.testing.assert_array_equal(events["t"], t)
+
+
+def test_nmnist_labels_come_from_the_digit_folders(data_root):
+    split = NMNIST_SOURCE.open(data_root, train=True)
+    assert len(split.targets) == 200
+    for index in (0, 57, 199):
+        assert split.dataset.data[index].split("/")[-2] == str(split.targets[index])
+    events, label = split.dataset[57]
+    assert label == split.targets[57] and len(events) > 100
+
+
+def test_dvsgesture_labels_users_and_time_units(data_root):
+    split = DVSGESTURE_SOURCE.open(data_root, train=True)
+    assert len(split.targets) == 6 * 11
+    assert sorted(set(split.dataset.users)) == [1, 2, 3, 4, 5, 6]
+    events, label = split.dataset[5]
+    assert label == split.targets[5]
+    assert events["t"].max() > 1000 * 1000  # tonic turned the file's milliseconds into microseconds
+
+
+def test_present_split_is_not_downloaded_again_though_tonic_alone_would(data_root, no_network):
+    split = NMNIST_SOURCE.open(data_root, train=False)
+    # tonic's own check wants the archive and >= 10000 files; our marker says the folder is complete.
+    assert not tonic.datasets.NMNIST._check_exists(split.dataset)
+    assert (split.folder / COMPLETE_MARKER).exists() and len(split.targets) == 50
+
+
+@pytest.mark.parametrize("source", [MNIST_SOURCE, NMNIST_SOURCE, DVSGESTURE_SOURCE], ids=lambda s: s.name)
+def test_absent_dataset_without_network_names_folder_and_layout(tmp_path, no_network, source):
+    with pytest.raises(UserError) as raised:
+        source.open(tmp_path / "empty", train=True)
+    message = str(raised.value)
+    assert str(tmp_path / "empty") in message
+    assert source.layout in message
+
+
+def test_validation_split_is_fixed_stratified_and_disjoint():
+    targets = np.repeat(np.arange(10), 50)
+    train, val = train_val_indices(targets, 0.1)
+    again_train, again_val = train_val_indices(targets, 0.1)
+    np.testing.assert_array_equal(val, again_val)
+    np.testing.assert_array_equal(train, again_train)
+    assert not set(train) & set(val) and len(train) + len(val) == 500
+    assert np.bincount(targets[val]).tolist() == [5] * 10
+
+
+def test_balanced_subset_takes_every_class_in_turn():
+    targets = np.array([0] * 80 + [1] * 10 + [2] * 10)
+    chosen = balanced_subset(targets, np.arange(100), 9)
+    assert np.bincount(targets[chosen]).tolist() == [3, 3, 3]
+    chosen = balanced_subset(targets, np.arange(100), 40)  # classes 1 and 2 run out: class 0 fills up
+    assert np.bincount(targets[chosen]).tolist() == [20, 10, 10]
+    assert balanced_subset(targets, np.arange(100), None).tolist() == list(range(100))
+
+
+def test_frames_match_tonic_and_are_cached_per_setting(data_root, tmp_path, monkeypatch):
+    split = NMNIST_SOURCE.open(data_root, train=True)
+    indices = np.array([3, 9, 42])
+    conversions = []
+    real_convert = frames_module._convert
+    monkeypatch.setattr(frames_module, "_convert", lambda *args: conversions.append(args[3]) or real_convert(*args))
+
+    frames = cached_frames(NMNIST_SOURCE, split, indices, FrameSpec(7), tmp_path)
+    assert frames.shape == (3, 7, 2, 34, 34)
+    expected = frame_transform(NMNIST_SOURCE, FrameSpec(7))(split.dataset[42][0])
+    np.testing.assert_array_equal(frames[2], expected)
+
+    cached_frames(NMNIST_SOURCE, split, indices, FrameSpec(7), tmp_path)  # same setting: read from cache
+    assert conversions == [FrameSpec(7)]
+    cached_frames(NMNIST_SOURCE, split, indices, FrameSpec(9), tmp_path)  # other T: converted anew
+    cached_frames(NMNIST_SOURCE, split, indices[:2], FrameSpec(7), tmp_path)  # other samples: anew
+    assert conversions == [FrameSpec(7), FrameSpec(9), FrameSpec(7)]
+    assert not list(tmp_path.glob("*.partial-*"))
+
+
+def test_dvsgesture_frames_are_downsampled(data_root):
+    request = SampleRequest(FrameSpec(6, size=32), train_limit=22, val_limit=11)
+    train, val = train_val_datasets(DVSGESTURE_SOURCE, data_root, request)
+    frames, label = train[0]
+    assert frames.shape == (6, 2, 32, 32) and frames.dtype == torch.float32
+    assert frames.sum() > 1000  # nearly every event of the sample lands in a bin
+    assert len(train) == 22 and len(val) == 11
+
+
+def test_train_val_and_test_sets_for_static_images(data_root):
+    train, val = train_val_datasets(MNIST_SOURCE, data_root, SampleRequest(FrameSpec(1), train_limit=50))
+    test = final_test_set(MNIST_SOURCE, data_root, SampleRequest(FrameSpec(1)))
+    image, label = train[0]
+    assert image.shape == (1, 28, 28) and 0 <= image.min() and image.max() <= 1
+    assert len(train) == 50 and len(val) == 20 and len(test) == 50
+    assert sorted(np.bincount([int(train[i][1]) for i in range(50)]).tolist()) == [5] * 10
+
+
+def test_encoders_and_model_inputs():
+    images = torch.rand(4, 1, 28, 28)
+    assert direct_current(images, 5).shape == (5, 4, 1, 28, 28)
+    assert torch.equal(direct_current(images, 5)[3], images)
+    spikes = rate_coded(images, 200)
+    assert set(spikes.unique().tolist()) <= {0.0, 1.0}
+    assert torch.allclose(spikes.mean(0), images, atol=0.15)  # firing probability = intensity
+    frames = torch.rand(4, 6, 2, 34, 34)
+    assert to_model_input(frames, "events", True, 6, "direct").shape == (6, 4, 2, 34, 34)  # time-major
+    assert to_model_input(frames, "events", False, 6, "direct").shape == (4, 2, 34, 34)  # summed
+    assert to_model_input(images, "static", False, 6, "rate").shape == (4, 1, 28, 28)
+    assert to_model_input(images, "static", True, 6, "rate").shape == (6, 4, 1, 28, 28)

@@ -1,0 +1,92 @@
+"""Whole studies under a real Ray runtime: every dataset x architecture, with --smoke --synthetic."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from study.checkpoint import load_model
+from study.config import METRIC, MODE
+from study.registry import ARCHITECTURES, DATASETS
+from study.run import main
+
+DEFAULT_PAIRS = {(name, entry.default_arch) for name, entry in DATASETS.items()}
+CASES = [
+    pytest.param(dataset, arch, marks=() if (dataset, arch) in DEFAULT_PAIRS else pytest.mark.slow)
+    for dataset in sorted(DATASETS)
+    for arch in sorted(ARCHITECTURES)
+]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """Data, results and checkpoints shared by the studies of this module (data is written once)."""
+    return tmp_path_factory.mktemp("workspace")
+
+
+def smoke_args(workspace, dataset: str, arch: str) -> list[str]:
+    return [
+        dataset, "--arch", arch, "--smoke", "--synthetic",
+        "--data-dir", str(workspace / "data"),
+        "--storage", str(workspace / "results"),
+        "--checkpoints-dir", str(workspace / "checkpoints"),
+    ]
+
+
+def read_summary(workspace, dataset: str, arch: str) -> dict:
+    return json.loads((workspace / "results" / f"{dataset}-{arch}-synthetic" / "summary.json").read_text())
+
+
+@pytest.mark.parametrize("dataset, arch", CASES)
+def test_smoke_study_writes_summary_and_a_loadable_best_model(workspace, ray_runtime, capsys, dataset, arch):
+    assert main(smoke_args(workspace, dataset, arch)) == 0
+    printed = capsys.readouterr().out
+    assert "SYNTHETIC DATA" in printed and "test_acc" in printed
+
+    summary = read_summary(workspace, dataset, arch)
+    assert (summary["dataset"], summary["arch"], summary["synthetic"]) == (dataset, arch, True)
+    assert (summary["metric"], summary["mode"]) == (METRIC, MODE)
+    assert len(summary["trials"]) == 2
+    for trial in summary["trials"]:
+        assert trial["status"] in ("completed", "stopped early")
+        assert 1 <= trial["epochs"] <= 2
+        assert {"train_loss", "train_acc", "val_loss", "val_acc", "epoch_seconds"} <= set(trial["last"])
+        assert ("spike_rate" in trial["last"]) == ARCHITECTURES[arch].spiking
+
+    best = summary["best"]
+    assert best["val_acc"] == max(t["last"]["val_acc"] for t in summary["trials"]) or best["epoch"] < 2
+    assert 0.0 <= best["test_acc"] <= 1.0 and best["test_loss"] > 0 and best["test_samples"] == 40
+    model, checkpoint = load_model(best["checkpoint"])
+    assert (checkpoint["dataset"], checkpoint["arch"], checkpoint["synthetic"]) == (dataset, arch, True)
+    assert checkpoint["hyperparams"].items() >= best["config"].items()
+    exported = json.loads((workspace / "checkpoints" / f"{dataset}-{arch}-synthetic" / "config.json").read_text())
+    assert exported["test_acc"] == best["test_acc"] and exported["synthetic"] is True
+
+
+def test_resuming_a_finished_study_reruns_nothing(workspace, ray_runtime):
+    if not (workspace / "results" / "nmnist-scnn-synthetic").exists():
+        assert main(smoke_args(workspace, "nmnist", "scnn")) == 0
+    before = read_summary(workspace, "nmnist", "scnn")
+    assert main([*smoke_args(workspace, "nmnist", "scnn"), "--resume"]) == 0
+    after = read_summary(workspace, "nmnist", "scnn")
+    assert sorted(t["trial_id"] for t in after["trials"]) == sorted(t["trial_id"] for t in before["trials"])
+    assert [t["epochs"] for t in after["trials"]] == [t["epochs"] for t in before["trials"]]
+
+
+@pytest.mark.slow
+def test_readme_quick_try_runs_as_a_user_types_it(tmp_path):
+    """`python -m study.run nmnist --smoke --synthetic` in a fresh folder: own Ray, dashboard on 127.0.0.1."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    finished = subprocess.run(
+        [sys.executable, "-m", "study.run", "nmnist", "--smoke", "--synthetic"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert "Ray dashboard: http://127.0.0.1:" in finished.stdout
+    assert (tmp_path / "results" / "nmnist-scnn-synthetic" / "summary.json").is_file()
+    assert (tmp_path / "checkpoints" / "nmnist-scnn-synthetic" / "best.pth").is_file()
+    assert (tmp_path / "data" / "synthetic" / "SYNTHETIC").is_file()
