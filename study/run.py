@@ -6,7 +6,7 @@ Exit status: 0 on success, 2 on bad input or a missing resource (one-paragraph m
 from __future__ import annotations
 
 import argparse
-import os
+import re
 import sys
 import textwrap
 from dataclasses import dataclass
@@ -14,6 +14,7 @@ from pathlib import Path
 
 from study.config import StudySettings
 from study.data import data_root, is_synthetic
+from study.data.synthetic import ensure_synthetic
 from study.errors import UserError
 from study.registry import ARCHITECTURES, DATASETS
 
@@ -22,21 +23,25 @@ SMOKE = {"num_samples": 2, "max_epochs": 2, "train_limit": 100, "val_limit": 40,
 DEFAULTS = {"num_samples": 20, "max_epochs": 10, "train_limit": None, "val_limit": None, "test_limit": None}
 
 
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text}")
-    return value
+def _at_least(cast, low, strict: bool, words: str):
+    """An argparse type: `cast(text)`, refused unless above `low` (strict) or at least `low`."""
 
-
-def _amount(minimum_exclusive: bool):
-    def parse(text: str) -> float:
-        value = float(text)
-        if value < 0 or (minimum_exclusive and value == 0):
-            raise argparse.ArgumentTypeError(f"must be {'positive' if minimum_exclusive else 'zero or positive'}, not {text}")
+    def parse(text: str):
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {words}, not {text}") from None
+        if value < low or (strict and value == low):
+            raise argparse.ArgumentTypeError(f"must be {words}, not {text}")
         return value
 
     return parse
+
+
+_count = _at_least(int, 1, False, "a whole number of at least 1")
+_retries = _at_least(int, 0, False, "a whole number of at least 0")
+_share = _at_least(float, 0, True, "positive")
+_gpu_share = _at_least(float, 0, False, "zero or positive")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,8 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-samples", type=_count, help="trials to run (default 20; --smoke: 2)")
     parser.add_argument("--max-epochs", type=_count, help="epochs per trial at most; ASHA stops poor trials sooner (default 10; --smoke: 2)")
     parser.add_argument("--max-concurrent", type=_count, help="trials running at once (default: as many as fit the cluster's CPUs and GPUs)")
-    parser.add_argument("--cpus-per-trial", type=_amount(True), default=1.0, help="CPUs per trial; also its torch threads (default 1)")
-    parser.add_argument("--gpus-per-trial", type=_amount(False), help="GPUs per trial, fractions allowed (default: 1 when the cluster has GPUs, else 0)")
+    parser.add_argument("--cpus-per-trial", type=_share, default=1.0, help="CPUs per trial; also its torch threads (default 1)")
+    parser.add_argument("--gpus-per-trial", type=_gpu_share, help="GPUs per trial, fractions allowed (default: 1 when the cluster has GPUs, else 0)")
     parser.add_argument("--address", help="join an existing Ray cluster (e.g. 'auto' or HOST:6379) instead of starting a local one")
     parser.add_argument("--storage", default="results", help="where Ray stores the experiment: a path (shared on multi-node clusters) or a URI (default ./results)")
     parser.add_argument("--name", help="experiment name (default DATASET-ARCH, with -synthetic for --synthetic)")
@@ -63,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--train-limit", type=_count, help="class-balanced subset of the training set, in samples")
     parser.add_argument("--val-limit", type=_count, help="class-balanced subset of the validation set, in samples")
     parser.add_argument("--test-limit", type=_count, help="class-balanced subset of the test set, in samples")
-    parser.add_argument("--max-failures", type=int, default=1, help="retries of a trial that raised, from its last checkpoint (default 1)")
+    parser.add_argument("--max-failures", type=_retries, default=1, help="retries of a trial that raised, from its last checkpoint (default 1)")
     parser.add_argument("--dashboard-host", default="127.0.0.1", help="interface of the Ray dashboard of a local cluster (default 127.0.0.1: private)")
     return parser
 
@@ -100,11 +105,12 @@ def interpret(args: argparse.Namespace) -> Invocation:
         cpus_per_trial=args.cpus_per_trial,
     )
     storage = args.storage if "://" in args.storage else str(Path(args.storage).resolve())
-    if args.max_failures < 0:
-        raise UserError(f"--max-failures must be zero or more, not {args.max_failures}.")
+    name = args.name or f"{args.dataset}-{arch}" + ("-synthetic" if args.synthetic else "")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise UserError(f"--name {name!r}: use letters, digits, '.', '_' and '-' only (it names a folder under --storage).")
     return Invocation(
         settings=settings,
-        name=args.name or f"{args.dataset}-{arch}" + ("-synthetic" if args.synthetic else ""),
+        name=name,
         storage=storage,
         num_samples=chosen["num_samples"],
         gpus_per_trial=args.gpus_per_trial,
@@ -119,9 +125,7 @@ def prepare_data(settings: StudySettings) -> None:
     entry = DATASETS[settings.dataset]
     root = data_root(settings.data_dir, settings.synthetic)
     if settings.synthetic:
-        from study.data.synthetic import write_synthetic
-
-        write_synthetic(settings.dataset, root, entry.write_synthetic, *entry.synthetic_per_class)
+        ensure_synthetic(settings.dataset, root, entry.write_synthetic, *entry.synthetic_per_class)
     for train in (True, False):
         entry.source.open(root, train=train)
     if is_synthetic(root) != settings.synthetic:

@@ -23,6 +23,8 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
         (["nmnist", "--max-epochs", "-3"], "--max-epochs: must be a whole number of at least 1, not -3"),
         (["nmnist", "--cpus-per-trial", "0"], "--cpus-per-trial: must be positive, not 0"),
         (["nmnist", "--gpus-per-trial", "-1"], "--gpus-per-trial: must be zero or positive, not -1"),
+        (["nmnist", "--train-limit", "many"], "--train-limit: must be a whole number of at least 1, not many"),
+        (["nmnist", "--max-failures", "-1"], "--max-failures: must be a whole number of at least 0, not -1"),
     ],
 )
 def test_impossible_arguments_exit_2_with_a_message(args, says, capsys):
@@ -45,6 +47,11 @@ def test_absent_dataset_without_network_exits_2_naming_the_folder(tmp_path, caps
     assert status == 2
     assert str(tmp_path / "data") in error.replace("\n", " ") and "train-images-idx3" in error
     assert not (tmp_path / "results").exists()
+
+
+def test_a_name_that_would_leave_the_storage_folder_exits_2(tmp_path, capsys):
+    assert main(["nmnist", "--name", "../escape", "--storage", str(tmp_path)]) == 2
+    assert "letters, digits" in capsys.readouterr().err
 
 
 def test_data_dir_that_is_a_file_exits_2(tmp_path, capsys):

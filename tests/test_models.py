@@ -125,3 +125,16 @@ def test_spiking_cnn_equals_stepping_the_whole_network_with_snn_leaky():
     assert torch.equal(folded.spikes["out"], stepped)
     for folded_grad, parameter in zip(folded_grads, model.parameters()):
         torch.testing.assert_close(folded_grad, parameter.grad, rtol=1e-4, atol=1e-5)  # summation order differs
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_training_step_on_cuda_matches_cpu(arch):
+    torch.manual_seed(0)
+    hp = Hyperparams(num_steps=4, population=2)
+    model = build_model("nmnist", arch, hp)
+    x = model_input("nmnist", arch, hp)
+    on_cpu = model.run(x).scores
+    on_gpu = model.cuda().run(x.cuda()).scores
+    on_gpu.sum().backward()
+    torch.testing.assert_close(on_gpu.cpu(), on_cpu, rtol=1e-3, atol=1e-3)

@@ -2,35 +2,24 @@
 
 from __future__ import annotations
 
-import numpy as np
+import shutil
+
 import pytest
 import torch
-from sklearn.datasets import load_digits
 
 from study.config import Hyperparams
 from study.data import SampleRequest, final_test_set, train_val_datasets
 from study.data.frames import FrameSpec
 from study.data.sources import MNIST_SOURCE
-from study.data.synthetic import _write_idx
 from study.registry import build_model
 from study.trainable import OPTIMIZERS, evaluate, input_adapter, make_loader, train_one_epoch
+
+from digits import write_digits_as_mnist
 
 
 @pytest.fixture(scope="module")
 def digits_root(tmp_path_factory):
-    """load_digits upscaled to 28x28 (3x3 blocks, 2-pixel border) in MNIST's on-disk format."""
-    digits = load_digits()
-    images = np.kron(digits.images / 16.0 * 255, np.ones((3, 3)))
-    images = np.pad(images, ((0, 0), (2, 2), (2, 2)))
-    root = tmp_path_factory.mktemp("digits")
-    raw = root / "MNIST" / "raw"
-    raw.mkdir(parents=True)
-    order = np.random.default_rng(0).permutation(len(images))
-    train, test = order[:1437], order[1437:]
-    for prefix, part in (("train", train), ("t10k", test)):
-        _write_idx(raw / f"{prefix}-images-idx3-ubyte", images[part].round())
-        _write_idx(raw / f"{prefix}-labels-idx1-ubyte", digits.target[part])
-    return root
+    return write_digits_as_mnist(tmp_path_factory.mktemp("digits"))
 
 
 @pytest.mark.parametrize(
@@ -56,3 +45,36 @@ def test_training_learns_real_digits(digits_root, arch, hp, epochs, floor):
     assert before.acc < 0.3
     assert val.acc >= floor and test.acc >= floor, (train, val, test)
     assert val.loss < before.loss
+
+
+def test_trial_reports_every_epoch_and_resumes_from_its_checkpoint(data_root, monkeypatch, tmp_path):
+    """train_trial as Ray calls it, with Ray's report / get_checkpoint recorded instead of a session."""
+    from ray import tune
+
+    from study.config import StudySettings
+    from study.trainable import CHECKPOINT_FILE, train_trial
+
+    reports, saved = [], {}
+
+    def report(metrics, checkpoint):
+        reports.append(metrics)
+        keep = tmp_path / f"report{len(list(tmp_path.iterdir()))}"
+        shutil.copytree(checkpoint.path, keep)
+        saved[metrics["epoch"]] = tune.Checkpoint.from_directory(keep)
+
+    monkeypatch.setattr(tune, "report", report)
+    monkeypatch.setattr(tune, "get_checkpoint", lambda: None)
+    # data_root holds real-format files but no synthetic marker: run it as real data.
+    settings = StudySettings("nmnist", "scnn", data_root, max_epochs=3, train_limit=40, val_limit=20)
+    config = {"num_steps": 5, "population": 2, "lr": 5e-3, "batch_size": 16}
+    train_trial(config, settings)
+    assert [m["epoch"] for m in reports] == [1, 2, 3]
+    assert {"train_loss", "train_acc", "val_loss", "val_acc", "epoch_seconds", "spike_rate"} <= set(reports[0])
+
+    # Restarted from the checkpoint of epoch 2: only epoch 3 runs, from the saved weights and optimizer.
+    reports.clear()
+    monkeypatch.setattr(tune, "get_checkpoint", lambda: saved[2])
+    train_trial(config, settings)
+    assert [m["epoch"] for m in reports] == [3]
+    epoch3 = torch.load(saved[3].path + "/" + CHECKPOINT_FILE, weights_only=True)
+    assert epoch3["optimizer"]["state"][0]["step"] == 3 * 3  # Adam's step count went on: 3 batches an epoch

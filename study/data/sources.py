@@ -6,6 +6,8 @@ one node never download or extract the same files at once.
 
 from __future__ import annotations
 
+import tarfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,9 @@ from study.errors import UserError
 COMPLETE_MARKER = ".snn-study-complete"
 # Written at the data root by the synthetic generator; every output of a study on it says so.
 SYNTHETIC_MARKER = "SYNTHETIC"
+# What a failed download raises: no network (URLError is an OSError), torchvision's
+# "Error downloading", a truncated archive.
+DOWNLOAD_ERRORS = (OSError, RuntimeError, zipfile.BadZipFile, tarfile.TarError)
 
 
 def _marked_complete(dataset: tonic.Dataset) -> bool:
@@ -103,17 +108,20 @@ class Source:
         root.mkdir(parents=True, exist_ok=True)
         with FileLock(str(root / f".{self.name}.lock")):
             try:
-                if self.kind == "static":
-                    dataset = self.loader(str(root), train=train, download=True)
-                    return RawSplit(dataset, dataset.targets.numpy().astype(np.int64), Path(dataset.raw_folder))
-                dataset = self.loader(str(root), train=train)
-            except Exception as error:  # torchvision and tonic raise many kinds on a failed download
+                return self._read(root, train)
+            except DOWNLOAD_ERRORS as error:
                 raise UserError(
                     f"The {self.name} {'training' if train else 'test'} split is not under {root} and could "
                     f"not be downloaded ({type(error).__name__}: {error}). Expected layout: {self.layout} "
                     f"Download it on a machine with network access and copy it there, pass --data-dir "
                     f"pointing at a folder that holds it, or try the pipeline with --synthetic."
                 ) from None
+
+    def _read(self, root: Path, train: bool) -> RawSplit:
+        if self.kind == "static":  # torchvision: download=True is a no-op when the files are there
+            dataset = self.loader(str(root), train=train, download=True)
+            return RawSplit(dataset, dataset.targets.numpy().astype(np.int64), Path(dataset.raw_folder))
+        dataset = self.loader(str(root), train=train)  # tonic downloads when its check fails
         folder = Path(dataset.location_on_system, dataset.folder_name)
         return RawSplit(dataset, np.asarray(dataset.targets, dtype=np.int64), folder)
 
