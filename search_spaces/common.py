@@ -14,6 +14,12 @@ def optimizer(trial: optuna.Trial) -> None:
     trial.suggest_categorical("batch_size", [32, 64, 128])
 
 
+def conventional(trial: optuna.Trial) -> None:
+    """The conventional CNN: optimizer, learning rate, batch size and dropout before the classifier."""
+    optimizer(trial)
+    trial.suggest_float("dropout", 0.0, 0.5)
+
+
 def spiking_neurons(trial: optuna.Trial, min_steps: int, max_steps: int) -> None:
     """Leaky integrate-and-fire neurons and the spiking output layer.
 
@@ -33,3 +39,21 @@ def lstm(trial: optuna.Trial) -> None:
     """Spiking LSTM layers: hidden size, and a threshold for their membrane o * tanh(c), which stays below 1."""
     trial.suggest_categorical("hidden", [64, 128, 256])
     trial.suggest_float("lstm_threshold", 0.01, 0.2, log=True)
+
+
+# First trials: settings known to learn (the seed project's, with a learning rate the spike-count
+# loss tolerates), so that every study starts from a working configuration before TPE explores.
+CNN_FIRST = {"optimizer": "adam", "lr": 1e-3, "batch_size": 64, "dropout": 0.0}
+SPIKING_FIRST = {
+    "optimizer": "adam",
+    "lr": 5e-3,
+    "batch_size": 64,
+    "beta": 0.8,
+    "threshold": 1.0,
+    "num_steps": 25,
+    "population": 1,
+    "slope": 25.0,
+    "learn_beta": False,
+    "learn_threshold": False,
+}
+LSTM_FIRST = {**SPIKING_FIRST, "num_steps": 20, "hidden": 128, "lstm_threshold": 0.05}

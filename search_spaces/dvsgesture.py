@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import optuna
 
-from search_spaces.common import lstm, optimizer, spiking_neurons
+from search_spaces.common import CNN_FIRST, LSTM_FIRST, SPIKING_FIRST, conventional, lstm, optimizer, spiking_neurons
 
 # 32x32 keeps the gestures recognisable at 1/16 of the pixels.
 FRAME_SIZE = 32
 
 
 def cnn(trial: optuna.Trial) -> dict:
-    optimizer(trial)
-    trial.suggest_float("dropout", 0.0, 0.5)
+    conventional(trial)
     return {"frame_size": FRAME_SIZE}
 
 
@@ -27,3 +26,7 @@ def slstm(trial: optuna.Trial) -> dict:
     spiking_neurons(trial, min_steps=10, max_steps=30)
     lstm(trial)
     return {"frame_size": FRAME_SIZE}
+
+
+# Tried first, before the sampler proposes anything (see search_spaces.common).
+FIRST_TRIALS = {"cnn": CNN_FIRST, "scnn": SPIKING_FIRST, "slstm": LSTM_FIRST}

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import optuna
 
-from search_spaces.common import lstm, optimizer, spiking_neurons
+from search_spaces.common import CNN_FIRST, LSTM_FIRST, SPIKING_FIRST, conventional, lstm, optimizer, spiking_neurons
 
 
 def cnn(trial: optuna.Trial) -> dict:
-    optimizer(trial)
-    trial.suggest_float("dropout", 0.0, 0.5)
+    conventional(trial)
     return {}
 
 
@@ -26,3 +25,7 @@ def slstm(trial: optuna.Trial) -> dict:
     trial.suggest_categorical("encoding", ["direct", "rate"])
     lstm(trial)
     return {}
+
+
+# Tried first, before the sampler proposes anything (see search_spaces.common).
+FIRST_TRIALS = {"cnn": CNN_FIRST, "scnn": {**SPIKING_FIRST, "encoding": "direct"}, "slstm": {**LSTM_FIRST, "encoding": "direct"}}

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import optuna
 
-from search_spaces.common import lstm, optimizer, spiking_neurons
+from search_spaces.common import CNN_FIRST, LSTM_FIRST, SPIKING_FIRST, conventional, lstm, optimizer, spiking_neurons
 
 
 def cnn(trial: optuna.Trial) -> dict:
-    optimizer(trial)
-    trial.suggest_float("dropout", 0.0, 0.5)
+    conventional(trial)
     return {}
 
 
@@ -24,3 +23,7 @@ def slstm(trial: optuna.Trial) -> dict:
     spiking_neurons(trial, min_steps=10, max_steps=30)
     lstm(trial)
     return {}
+
+
+# Tried first, before the sampler proposes anything (see search_spaces.common).
+FIRST_TRIALS = {"cnn": CNN_FIRST, "scnn": SPIKING_FIRST, "slstm": LSTM_FIRST}

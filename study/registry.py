@@ -43,8 +43,14 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {
     "slstm": SpikingLSTM,
 }
 
-SEARCH_SPACES: dict[tuple[str, str], Callable] = {
-    (dataset, arch): getattr(module, arch)
+@dataclass(frozen=True)
+class SearchSpace:
+    define: Callable  # Optuna define-by-run: trial -> constants (or None)
+    first_trial: dict  # settings known to learn, evaluated before the sampler proposes any
+
+
+SEARCH_SPACES: dict[tuple[str, str], SearchSpace] = {
+    (dataset, arch): SearchSpace(getattr(module, arch), module.FIRST_TRIALS[arch])
     for dataset, module in {
         "mnist": search_spaces.mnist,
         "nmnist": search_spaces.nmnist,

@@ -19,7 +19,7 @@ from study.errors import UserError
 from study.registry import ARCHITECTURES, DATASETS
 
 # --smoke: a whole study on tiny subsets, about a minute on 2 CPU cores.
-SMOKE = {"num_samples": 2, "max_epochs": 2, "train_limit": 100, "val_limit": 40, "test_limit": 40}
+SMOKE = {"num_samples": 2, "max_epochs": 2, "train_limit": 200, "val_limit": 50, "test_limit": 50}
 DEFAULTS = {"num_samples": 20, "max_epochs": 10, "train_limit": None, "val_limit": None, "test_limit": None}
 
 

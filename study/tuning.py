@@ -44,8 +44,10 @@ def trainable(settings: StudySettings, plan: TunePlan):
 
 def build_tuner(settings: StudySettings, plan: TunePlan) -> tune.Tuner:
     """A new study. metric/mode go to the searcher and the scheduler (Ray rejects them in both places)."""
+    space = SEARCH_SPACES[(settings.dataset, settings.arch)]
     searcher = OptunaSearch(
-        space=SEARCH_SPACES[(settings.dataset, settings.arch)],
+        space=space.define,
+        points_to_evaluate=[space.first_trial],
         metric=METRIC,
         mode=MODE,
         sampler=TPESampler(seed=settings.seed),

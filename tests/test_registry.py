@@ -25,7 +25,7 @@ def test_unknown_names_list_the_valid_ones():
 
 @pytest.mark.parametrize("dataset, arch", sorted(SEARCH_SPACES))
 def test_search_space_suggests_valid_hyperparameters(dataset, arch):
-    space = SEARCH_SPACES[(dataset, arch)]
+    space = SEARCH_SPACES[(dataset, arch)].define
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0), direction="maximize")
     optimizers = set()
     for _ in range(30):
@@ -44,3 +44,17 @@ def test_search_space_suggests_valid_hyperparameters(dataset, arch):
 def test_hyperparams_refuse_unknown_names():
     with pytest.raises(ValueError, match="unknown hyperparameters \\['betta'\\]"):
         Hyperparams.from_dict({"betta": 0.9})
+
+
+@pytest.mark.parametrize("dataset, arch", sorted(SEARCH_SPACES))
+def test_first_trial_lies_inside_its_search_space(dataset, arch):
+    space = SEARCH_SPACES[(dataset, arch)]
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial(space.first_trial)
+    trial = study.ask()
+    constants = space.define(trial) or {}
+    assert trial.params.items() >= space.first_trial.items()
+    for name, value in space.first_trial.items():
+        distribution = trial.distributions[name]
+        assert distribution._contains(distribution.to_internal_repr(value)), (name, value)
+    Hyperparams.from_dict({**trial.params, **constants})

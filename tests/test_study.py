@@ -58,8 +58,9 @@ def test_smoke_study_writes_summary_and_a_loadable_best_model(workspace, ray_run
         assert ("spike_rate" in trial["last"]) == ARCHITECTURES[arch].spiking
 
     best = summary["best"]
-    assert best["val_acc"] == max(t["last"]["val_acc"] for t in summary["trials"]) or best["epoch"] < 2
-    assert 0.0 <= best["test_acc"] <= 1.0 and best["test_loss"] > 0 and best["test_samples"] == 40
+    assert best["val_acc"] >= max(t["last"]["val_acc"] for t in summary["trials"])  # best over epochs >= last
+    test_files = DATASETS[dataset].synthetic_per_class[1] * DATASETS[dataset].source.num_classes
+    assert 0.0 <= best["test_acc"] <= 1.0 and best["test_loss"] > 0 and best["test_samples"] == min(50, test_files)
     model, checkpoint = load_model(best["checkpoint"])
     assert (checkpoint["dataset"], checkpoint["arch"], checkpoint["synthetic"]) == (dataset, arch, True)
     assert checkpoint["hyperparams"].items() >= best["config"].items()
