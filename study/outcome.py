@@ -3,32 +3,41 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from pathlib import Path
 
-import pyarrow.fs
 
 from study.checkpoint import load_model
 from study.config import METRIC, MODE, Hyperparams, StudySettings
 from study.data import data_root, final_test_set
+from study.experiment import SUMMARY_FILE, write_text
 from study.registry import DATASETS
 from study.trainable import CHECKPOINT_FILE, evaluate, input_adapter, make_loader, pick_device, sample_request
 from study.tuning import TunePlan
 
-SUMMARY_FILE = "summary.json"
+REPORTED = ("train_loss", "train_acc", "val_loss", "val_acc", "spike_rate", "epoch_seconds")
 
 
 def rank_key(metrics: dict) -> tuple[float, float]:
-    """Larger is better: METRIC first, then the lower validation loss breaks ties."""
+    """Larger is better: METRIC first, then the lower validation loss breaks ties (unknown loss: last)."""
     sign = 1.0 if MODE == "max" else -1.0
-    return sign * metrics[METRIC], -metrics.get("val_loss", float("inf"))
+    loss = metrics.get("val_loss")
+    return sign * metrics[METRIC], -loss if loss is not None and math.isfinite(loss) else -math.inf
 
 
 def _trial_status(result, max_epochs: int) -> str:
     if result.error is not None:
         return "error"
+    if result.metrics.get("diverged"):
+        return "diverged"
     return "completed" if result.metrics.get("training_iteration", 0) >= max_epochs else "stopped early"
+
+
+def _json_number(value):
+    """NaN and infinity are not JSON: a diverged trial's loss is written as null."""
+    return value if not isinstance(value, float) or math.isfinite(value) else None
 
 
 def trial_rows(results, max_epochs: int) -> list[dict]:
@@ -42,7 +51,8 @@ def trial_rows(results, max_epochs: int) -> list[dict]:
                 "config": result.config,
                 "status": _trial_status(result, max_epochs),
                 "epochs": metrics.get("training_iteration", 0),
-                "last": {key: metrics[key] for key in ("train_loss", "train_acc", "val_loss", "val_acc", "spike_rate", "epoch_seconds") if key in metrics},
+                "last": {key: _json_number(metrics[key]) for key in REPORTED if key in metrics},
+                "error": None if result.error is None else str(result.error)[-2000:],
                 "path": result.path,
             }
         )
@@ -79,13 +89,6 @@ def export_best(checkpoint, export_dir: Path) -> Path:
         shutil.copyfile(Path(folder) / CHECKPOINT_FILE, partial)
         os.replace(partial, target)
     return target
-
-
-def write_text(location: str, text: str) -> None:
-    """Write a file to a local path or to a storage URI (s3://, gs://, ...), as Ray's storage may be either."""
-    filesystem, path = pyarrow.fs.FileSystem.from_uri(location if "://" in location else str(Path(location).resolve()))
-    with filesystem.open_output_stream(path) as stream:
-        stream.write(text.encode())
 
 
 def conclude(results, settings: StudySettings, plan: TunePlan, checkpoints_dir: Path) -> dict:
@@ -141,9 +144,10 @@ def results_table(summary: dict, top: int = 10) -> str:
         lines.append(
             f"{row['trial_id']:<22}{row['status']:<15}{row['epochs']:>7}{_fmt(row['last'][METRIC]):>9}{_fmt(row['last'].get('val_loss')):>10}  {config}"
         )
-    errored = [row for row in summary["trials"] if row["status"] == "error"]
-    if errored:
-        lines.append(f"{len(errored)} trial(s) failed: {', '.join(row['trial_id'] for row in errored)}")
+    for status in ("diverged", "error"):
+        affected = [row["trial_id"] for row in summary["trials"] if row["status"] == status]
+        if affected:
+            lines.append(f"{len(affected)} trial(s) {'failed' if status == 'error' else status}: {', '.join(affected)}")
     best = summary["best"]
     if best is None:
         lines.append("No trial reported a checkpoint: nothing to test or export.")

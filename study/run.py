@@ -6,9 +6,13 @@ Exit status: 0 on success, 2 on bad input or a missing resource (one-paragraph m
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import re
+import signal
 import sys
 import textwrap
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +20,7 @@ from study.config import StudySettings
 from study.data import data_root, is_synthetic
 from study.data.synthetic import ensure_synthetic
 from study.errors import UserError
+from study.experiment import STUDY_FILE, check_new, check_storage_writable, load_study, save_study
 from study.registry import ARCHITECTURES, DATASETS
 
 # --smoke: a whole study on tiny subsets, about a minute on 2 CPU cores.
@@ -167,20 +172,36 @@ def check_resources(invocation: Invocation) -> tuple[float, int]:
     return gpus, max(1, int(fits))
 
 
-def run_study(invocation: Invocation, resume: bool, address: str | None, dashboard_host: str) -> dict:
+def to_record(invocation: Invocation) -> dict:
+    """What study.json keeps of an invocation (plain JSON)."""
+    return json.loads(json.dumps(dataclasses.asdict(invocation), default=str))
+
+
+def from_record(record: dict) -> Invocation:
+    settings = {**record["settings"], "data_dir": Path(record["settings"]["data_dir"])}
+    return Invocation(**{**record, "settings": StudySettings(**settings), "checkpoints_dir": Path(record["checkpoints_dir"])})
+
+
+def resumed(asked: Invocation) -> Invocation:
+    """The invocation an experiment was started with: --resume continues the same study, whatever else is given."""
+    started = from_record(load_study(asked.storage, asked.name))
+    if started.settings.dataset != asked.settings.dataset:
+        raise UserError(f"The experiment {asked.name!r} studies {started.settings.dataset}, not {asked.settings.dataset}.")
+    print(f"Resuming {asked.name!r} with the settings it was started with ({STUDY_FILE}).", flush=True)
+    return dataclasses.replace(started, storage=asked.storage)
+
+
+def run_study(invocation: Invocation, resume: bool, address: str | None, dashboard_host: str) -> dict | None:
+    """Run (or continue) a study; returns its summary, or None when it was interrupted before the end."""
     from study.outcome import conclude, results_table
     from study.tuning import TunePlan, build_tuner, restore_tuner
 
+    check_storage_writable(invocation.storage)
+    if resume:
+        invocation = resumed(invocation)
+    else:
+        check_new(invocation.storage, invocation.name)
     settings = invocation.settings
-    experiment = f"{invocation.storage.rstrip('/')}/{invocation.name}"
-    local = "://" not in experiment
-    if local and resume and not Path(experiment).is_dir():
-        raise UserError(f"--resume: there is no experiment {invocation.name!r} under {invocation.storage}.")
-    if local and not resume and Path(experiment).exists():
-        raise UserError(
-            f"An experiment {invocation.name!r} already exists under {invocation.storage}. "
-            f"Continue it with --resume, or choose another --name; nothing was changed."
-        )
     prepare_data(settings)
     connect_ray(address, dashboard_host)
     gpus_per_trial, max_concurrent = check_resources(invocation)
@@ -192,20 +213,43 @@ def run_study(invocation: Invocation, resume: bool, address: str | None, dashboa
         max_concurrent=max_concurrent,
         max_failures=invocation.max_failures,
     )
-    tuner = restore_tuner(settings, plan) if resume else build_tuner(settings, plan)
-    summary = conclude(tuner.fit(), settings, plan, invocation.checkpoints_dir)
+    if not resume:
+        save_study(invocation.storage, invocation.name, to_record(invocation))
+    results = (restore_tuner(settings, plan) if resume else build_tuner(settings, plan)).fit()
+    if results.num_terminated + results.num_errors < len(results) or len(results) < plan.num_samples:
+        print(
+            f"The study was interrupted; its state is saved. Continue it with:\n"
+            f"  python -m study.run {settings.dataset} --name {plan.name} --storage {plan.storage} --resume",
+            flush=True,
+        )
+        return None
+    summary = conclude(results, settings, plan, invocation.checkpoints_dir)
     print(results_table(summary), flush=True)
     return summary
 
 
+def _stop_gracefully(signum, frame) -> None:
+    """SIGTERM: let Ray Tune stop and save the experiment as on Ctrl-C (its SIGUSR1 handler), else interrupt."""
+    tune_handler = signal.getsignal(signal.SIGUSR1)
+    if callable(tune_handler):
+        tune_handler(signum, frame)
+    else:
+        raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stop_gracefully)
     try:
-        run_study(interpret(args), args.resume, args.address, args.dashboard_host)
+        summary = run_study(interpret(args), args.resume, args.address, args.dashboard_host)
     except UserError as error:
         print(textwrap.fill(f"error: {error}", width=100, break_on_hyphens=False, break_long_words=False), file=sys.stderr)
         return 2
-    return 0
+    except KeyboardInterrupt:
+        print("Interrupted before the study started; nothing to resume.", file=sys.stderr)
+        return 130
+    return 0 if summary is not None else 130
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import math
 import tempfile
 import time
 from dataclasses import dataclass
@@ -75,6 +76,10 @@ class EpochResult:
     acc: float
     spike_rate: float | None  # spikes per neuron per time step, spiking models only
 
+    @property
+    def diverged(self) -> bool:
+        return not math.isfinite(self.loss)
+
 
 def _run_epoch(model, loader, adapt, device, optimizer=None) -> EpochResult:
     training = optimizer is not None
@@ -85,11 +90,14 @@ def _run_epoch(model, loader, adapt, device, optimizer=None) -> EpochResult:
             inputs, targets = inputs.to(device), targets.to(device)
             output = model.run(adapt(inputs))
             loss = F.cross_entropy(output.scores, targets)
+            loss_value = float(loss.detach())  # one device sync per batch: the running totals need it anyway
+            if not math.isfinite(loss_value):
+                return EpochResult(math.nan, correct / max(seen, 1), None)  # diverged: stop here
             if training:
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-            total_loss += float(loss.detach()) * len(targets)
+            total_loss += loss_value * len(targets)
             correct += int((output.scores.argmax(1) == targets).sum())
             seen += len(targets)
             emitted, neuron_updates = output.spike_totals()
@@ -119,6 +127,8 @@ def epoch_metrics(epoch: int, train: EpochResult, val: EpochResult, seconds: flo
     }
     if val.spike_rate is not None:
         metrics["spike_rate"] = val.spike_rate
+    if train.diverged or val.diverged:
+        metrics["diverged"] = True
     return metrics
 
 
@@ -150,7 +160,8 @@ def train_trial(config: dict, settings: StudySettings) -> None:
     for epoch in range(first_epoch, settings.max_epochs + 1):
         started = time.perf_counter()
         train = train_one_epoch(model, train_loader, optimizer, adapt, device)
-        val = evaluate(model, val_loader, adapt, device)
+        # A diverged network has nothing left to learn or to validate: report it and stop the trial.
+        val = evaluate(model, val_loader, adapt, device) if not train.diverged else EpochResult(math.nan, 0.0, None)
         metrics = epoch_metrics(epoch, train, val, time.perf_counter() - started)
         with tempfile.TemporaryDirectory() as folder:
             save_checkpoint(
@@ -165,3 +176,5 @@ def train_trial(config: dict, settings: StudySettings) -> None:
                 synthetic=settings.synthetic,
             )
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+        if metrics.get("diverged"):
+            return

@@ -10,6 +10,7 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from study.config import METRIC, MODE, StudySettings
+from study.experiment import experiment_path
 from study.registry import SEARCH_SPACES
 from study.trainable import train_trial
 
@@ -33,16 +34,19 @@ class TunePlan:
 
     @property
     def experiment_path(self) -> str:
-        return f"{self.storage.rstrip('/')}/{self.name}"
+        return experiment_path(self.storage, self.name)
 
 
-def trainable(settings: StudySettings, plan: TunePlan):
-    """The function trainable with the fixed settings bound and the resources one trial holds."""
-    bound = tune.with_parameters(train_trial, settings=settings)
+def trainable(settings: StudySettings, plan: TunePlan, function=train_trial):
+    """The function trainable with the fixed settings bound and the resources one trial holds.
+
+    `function` is `train_trial` except in the fault-injection tests.
+    """
+    bound = tune.with_parameters(function, settings=settings)
     return tune.with_resources(bound, {"cpu": settings.cpus_per_trial, "gpu": plan.gpus_per_trial})
 
 
-def build_tuner(settings: StudySettings, plan: TunePlan) -> tune.Tuner:
+def build_tuner(settings: StudySettings, plan: TunePlan, function=train_trial) -> tune.Tuner:
     """A new study. metric/mode go to the searcher and the scheduler (Ray rejects them in both places)."""
     space = SEARCH_SPACES[(settings.dataset, settings.arch)]
     searcher = OptunaSearch(
@@ -61,7 +65,7 @@ def build_tuner(settings: StudySettings, plan: TunePlan) -> tune.Tuner:
         reduction_factor=ASHA_REDUCTION_FACTOR,
     )
     return tune.Tuner(
-        trainable(settings, plan),
+        trainable(settings, plan, function),
         tune_config=tune.TuneConfig(
             search_alg=searcher,
             scheduler=scheduler,
@@ -82,6 +86,6 @@ def build_tuner(settings: StudySettings, plan: TunePlan) -> tune.Tuner:
     )
 
 
-def restore_tuner(settings: StudySettings, plan: TunePlan) -> tune.Tuner:
+def restore_tuner(settings: StudySettings, plan: TunePlan, function=train_trial) -> tune.Tuner:
     """Continue an interrupted study: finished trials stay, unfinished ones resume from their checkpoints."""
-    return tune.Tuner.restore(plan.experiment_path, trainable=trainable(settings, plan), resume_errored=True)
+    return tune.Tuner.restore(plan.experiment_path, trainable=trainable(settings, plan, function), resume_errored=True)

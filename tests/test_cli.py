@@ -46,7 +46,7 @@ def test_absent_dataset_without_network_exits_2_naming_the_folder(tmp_path, caps
     error = capsys.readouterr().err
     assert status == 2
     assert str(tmp_path / "data") in error.replace("\n", " ") and "train-images-idx3" in error
-    assert not (tmp_path / "results").exists()
+    assert not (tmp_path / "results" / "mnist-cnn").exists()  # no experiment was started
 
 
 def test_a_name_that_would_leave_the_storage_folder_exits_2(tmp_path, capsys):

@@ -20,6 +20,7 @@ from filelock import FileLock
 from tonic.transforms import Compose, Downsample, ToFrame
 
 from study.data.sources import RawSplit, Source
+from study.errors import UserError
 
 # Bump when the conversion below changes: old caches then stop matching.
 FRAME_FORMAT = 1
@@ -65,6 +66,9 @@ def cached_frames(source: Source, split: RawSplit, indices: np.ndarray, spec: Fr
     path = cache_dir / f"{source.name}-{cache_key(source, split, indices, spec)}.npy"
     with FileLock(str(path) + ".lock"):
         if not path.exists():
+            # Left by a process killed mid-write; holding the lock, nobody else is writing them.
+            for stale in cache_dir.glob(f"{path.name}.partial-*"):
+                stale.unlink()
             _convert(source, split, indices, spec, path)
     return np.load(path, mmap_mode="r")
 
@@ -81,8 +85,14 @@ def _convert(source: Source, split: RawSplit, indices: np.ndarray, spec: FrameSp
     )
     try:
         for row, index in enumerate(indices):
-            events, _ = split.dataset[int(index)]
-            frames[row] = np.minimum(transform(events), ceiling)
+            try:
+                events, _ = split.dataset[int(index)]
+                frames[row] = np.minimum(transform(events), ceiling)
+            except Exception as error:  # whatever a damaged file makes the reader raise, name the file
+                raise UserError(
+                    f"Cannot read {split.sample_file(int(index))} ({type(error).__name__}: {error}). The file is "
+                    f"truncated or corrupt: restore it (download the dataset again) and rerun."
+                ) from None
         frames.flush()
         del frames
         os.replace(partial, path)

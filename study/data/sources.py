@@ -6,6 +6,7 @@ one node never download or extract the same files at once.
 
 from __future__ import annotations
 
+import os
 import tarfile
 import zipfile
 from dataclasses import dataclass
@@ -42,6 +43,13 @@ def _mark_complete(dataset: tonic.Dataset) -> None:
 class NMNIST(tonic.datasets.NMNIST):
     """tonic's N-MNIST, also present when our marker says the extracted folder is complete."""
 
+    def __getitem__(self, index):
+        # tonic silently misreads some truncated files; a file of partial events is corrupt.
+        size = os.path.getsize(self.data[index])
+        if size % 5:
+            raise ValueError(f"{size} bytes is not a whole number of 5-byte events")
+        return super().__getitem__(index)
+
     def _check_exists(self) -> bool:
         return _marked_complete(self) or super()._check_exists()
 
@@ -75,6 +83,11 @@ class RawSplit:
     dataset: Any  # indexable: dataset[i] -> (sample, label)
     targets: np.ndarray  # [N] int64 class indices
     folder: Path  # where the split's files live (cache keys, messages)
+
+    def sample_file(self, index: int) -> str:
+        """The file sample `index` is read from (tonic keeps one file per sample in `data`)."""
+        files = getattr(self.dataset, "data", None)
+        return str(files[index]) if isinstance(files, list) else f"sample {index} under {self.folder}"
 
 
 @dataclass(frozen=True)

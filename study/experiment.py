@@ -1,0 +1,84 @@
+"""The experiment folder `<storage>/<name>`: what a study was started with, and whether it can resume.
+
+Storage is a local path or a URI (s3://, gs://, ...), as Ray allows; files go through pyarrow's
+file systems, as Ray's own do.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.fs
+
+from study.errors import UserError
+
+STUDY_FILE = "study.json"  # the settings the study was started with; --resume reads them back
+SUMMARY_FILE = "summary.json"
+
+
+def experiment_path(storage: str, name: str) -> str:
+    return f"{storage.rstrip('/')}/{name}"
+
+
+def _resolve(location: str) -> tuple[pyarrow.fs.FileSystem, str]:
+    return pyarrow.fs.FileSystem.from_uri(location if "://" in location else str(Path(location).resolve()))
+
+
+def exists(location: str) -> bool:
+    filesystem, path = _resolve(location)
+    return filesystem.get_file_info(path).type != pyarrow.fs.FileType.NotFound
+
+
+def write_text(location: str, text: str) -> None:
+    """Write a whole file; on a local disk under a temporary name first, so readers never see half of it."""
+    filesystem, path = _resolve(location)
+    filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    partial = f"{path}.partial"
+    with filesystem.open_output_stream(partial) as stream:
+        stream.write(text.encode())
+    filesystem.move(partial, path)
+
+
+def read_text(location: str) -> str:
+    filesystem, path = _resolve(location)
+    with filesystem.open_input_stream(path) as stream:
+        return stream.read().decode()
+
+
+def check_storage_writable(storage: str) -> None:
+    """Fail early, with the reason, when --storage cannot hold an experiment."""
+    try:
+        filesystem, path = _resolve(storage)
+        filesystem.create_dir(path, recursive=True)
+        if filesystem.get_file_info(path).type != pyarrow.fs.FileType.Directory:
+            raise NotADirectoryError(f"{storage} is not a folder")
+    except (OSError, pyarrow.ArrowException) as error:
+        raise UserError(f"--storage {storage} cannot hold experiments: {error}.") from None
+
+
+def check_new(storage: str, name: str) -> None:
+    if exists(experiment_path(storage, name)):
+        raise UserError(
+            f"An experiment {name!r} already exists under {storage}. "
+            f"Continue it with --resume, or choose another --name; nothing was changed."
+        )
+
+
+def save_study(storage: str, name: str, record: dict) -> None:
+    write_text(f"{experiment_path(storage, name)}/{STUDY_FILE}", json.dumps(record, indent=2) + "\n")
+
+
+def load_study(storage: str, name: str) -> dict:
+    """The record of an experiment to resume, after checking that Ray Tune can restore it."""
+    from ray import tune
+
+    path = experiment_path(storage, name)
+    if not exists(f"{path}/{STUDY_FILE}"):
+        raise UserError(f"--resume: there is no experiment {name!r} under {storage} (no {STUDY_FILE} in {path}).")
+    if not tune.Tuner.can_restore(path):
+        raise UserError(
+            f"--resume: the experiment {name!r} under {storage} stopped before Ray Tune saved any state, "
+            f"so there is nothing to resume. Start it again under another --name (or remove {path})."
+        )
+    return json.loads(read_text(f"{path}/{STUDY_FILE}"))

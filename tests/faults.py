@@ -1,0 +1,39 @@
+"""Trainables that inject faults into real trials (shipped to Ray workers by value, see test_faults)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ray import tune
+
+from study.trainable import train_trial
+
+
+def faulty_trial(config: dict, settings, marker_dir: str) -> None:
+    """The first trial to start raises after every report; every other raises once, after epoch 1.
+
+    Each raise comes after the epoch's checkpoint, as a CUDA out-of-memory error would.
+    """
+    folder = Path(marker_dir)
+    trial_id = tune.get_context().get_trial_id()
+    try:
+        os.close(os.open(folder / "first", os.O_CREAT | os.O_EXCL))
+        (folder / "first").write_text(trial_id)
+    except FileExistsError:
+        pass
+    always = (folder / "first").read_text() == trial_id
+    failed_once = folder / f"failed-{trial_id}"
+    real_report = tune.report
+
+    def report_then_fail(metrics, checkpoint=None):
+        real_report(metrics, checkpoint=checkpoint)
+        if always or not failed_once.exists():
+            failed_once.touch()
+            raise RuntimeError("CUDA out of memory (injected by the test)")
+
+    tune.report = report_then_fail
+    try:
+        train_trial(config, settings)
+    finally:
+        tune.report = real_report

@@ -1,0 +1,168 @@
+"""Faults injected into real code paths: diverging and failing trials, damaged and contended data."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from functools import partial
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import ray.cloudpickle
+import torch
+from ray import tune
+
+import faults
+from study.config import StudySettings
+from study.data.frames import FrameSpec, cached_frames
+from study.data.sources import DVSGESTURE_SOURCE, NMNIST_SOURCE
+from study.errors import UserError
+from study.outcome import conclude, trial_rows
+from study.trainable import train_trial
+from study.tuning import TunePlan, build_tuner
+
+SETTINGS = dict(max_epochs=3, train_limit=40, val_limit=20, test_limit=20)
+
+
+def test_a_diverging_trial_stops_itself_and_keeps_its_metrics(data_root, monkeypatch):
+    reports = []
+    monkeypatch.setattr(tune, "report", lambda metrics, checkpoint: reports.append(metrics))
+    monkeypatch.setattr(tune, "get_checkpoint", lambda: None)
+    real_loss, calls = torch.nn.functional.cross_entropy, []
+
+    def loss_that_explodes(scores, targets):  # finite for the 3 training batches of epoch 1, then NaN
+        if torch.is_grad_enabled():
+            calls.append(1)
+        return real_loss(scores, targets) * (math.nan if len(calls) > 3 else 1.0)
+
+    monkeypatch.setattr(torch.nn.functional, "cross_entropy", loss_that_explodes)
+    train_trial({"batch_size": 16}, StudySettings("nmnist", "cnn", data_root, max_epochs=5, train_limit=40, val_limit=20))
+    assert [m["epoch"] for m in reports] == [1, 2]  # stopped itself at the first non-finite loss
+    assert "diverged" not in reports[0] and reports[1]["diverged"] is True
+    assert math.isnan(reports[1]["train_loss"]) and reports[1]["val_acc"] == 0.0
+
+    result = SimpleNamespace(metrics={**reports[1], "training_iteration": 2, "trial_id": "t1"}, error=None, path="/x/t1", config={})
+    row = trial_rows([result], max_epochs=5)[0]
+    assert row["status"] == "diverged" and row["last"]["train_loss"] is None  # NaN is not JSON
+    json.loads(json.dumps(row))
+
+
+@pytest.mark.slow
+def test_failing_trials_are_retried_from_their_checkpoint_and_the_study_finishes(data_root, ray_runtime, tmp_path):
+    ray.cloudpickle.register_pickle_by_value(faults)
+    settings = StudySettings("nmnist", "cnn", data_root, **SETTINGS)
+    plan = TunePlan(name="faulty", storage=str(tmp_path / "results"), num_samples=2, gpus_per_trial=0, max_concurrent=2, max_failures=1)
+    (tmp_path / "markers").mkdir()
+    function = partial(faults.faulty_trial, marker_dir=str(tmp_path / "markers"))
+    function.__name__ = "faulty_trial"
+    results = build_tuner(settings, plan, function=function).fit()
+
+    recovered = [r for r in results if r.error is None]
+    failed = [r for r in results if r.error is not None]
+    assert len(recovered) == 1 and len(failed) == 1
+    # Retried from the checkpoint of epoch 1: every epoch ran once, none twice.
+    assert recovered[0].metrics_dataframe["epoch"].tolist() == [1, 2, 3]
+    assert "injected by the test" in str(failed[0].error)
+
+    summary = conclude(results, settings, plan, tmp_path / "checkpoints")
+    statuses = sorted(t["status"] for t in summary["trials"])
+    assert statuses == ["completed", "error"]
+    assert summary["best"]["test_samples"] == 20 and (tmp_path / "checkpoints" / "faulty" / "best.pth").is_file()
+    assert "injected by the test" in next(t["error"] for t in summary["trials"] if t["status"] == "error")
+
+
+@pytest.fixture
+def damaged_root(data_root, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(data_root / "NMNIST", root / "NMNIST")
+    shutil.copytree(data_root / "DVSGesture", root / "DVSGesture")
+    return root
+
+
+def test_a_truncated_nmnist_file_is_named(damaged_root, tmp_path):
+    split = NMNIST_SOURCE.open(damaged_root, train=True)
+    damaged = Path(split.dataset.data[7])
+    damaged.write_bytes(damaged.read_bytes()[:13])  # two events and a half
+    with pytest.raises(UserError, match=f"Cannot read {damaged}"):
+        cached_frames(NMNIST_SOURCE, split, np.arange(10), FrameSpec(5), tmp_path / "cache")
+    leftovers = [p.name for p in (tmp_path / "cache").iterdir() if not p.name.endswith(".lock")]
+    assert leftovers == []  # no cache, not even a partial one
+
+
+def test_a_corrupt_dvsgesture_file_is_named(damaged_root, tmp_path):
+    split = DVSGESTURE_SOURCE.open(damaged_root, train=False)
+    damaged = Path(split.dataset.data[3])
+    damaged.write_bytes(damaged.read_bytes()[:200])
+    with pytest.raises(UserError, match=f"Cannot read {damaged}.*truncated or corrupt"):
+        cached_frames(DVSGESTURE_SOURCE, split, np.arange(5), FrameSpec(4, 32), tmp_path / "cache")
+
+
+CONVERT = textwrap.dedent(
+    """
+    import os, sys, time
+    import numpy as np
+    from study.data import frames
+    from study.data.sources import NMNIST_SOURCE
+
+    root, cache, delay = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    real_transform = frames.frame_transform
+
+    def slow_transform(source, spec):
+        transform = real_transform(source, spec)
+        return lambda events: (time.sleep(delay), transform(events))[1]
+
+    frames.frame_transform = slow_transform
+    real_convert = frames._convert
+
+    def logged_convert(*args):
+        with open(os.path.join(cache, "conversions.log"), "a") as log:
+            log.write(f"{os.getpid()}\\n")
+        real_convert(*args)
+
+    frames._convert = logged_convert
+    split = NMNIST_SOURCE.open(root, train=True)
+    started = time.time()
+    result = frames.cached_frames(NMNIST_SOURCE, split, np.arange(20), frames.FrameSpec(5), __import__("pathlib").Path(cache))
+    print(int(result.sum()), started, time.time())
+    """
+)
+
+
+def start_conversion(data_root, cache: Path, delay: float) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", CONVERT, str(data_root), str(cache), str(delay)], stdout=subprocess.PIPE, text=True
+    )
+
+
+def test_parallel_trials_convert_a_cache_once(data_root, tmp_path):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    first, second = start_conversion(data_root, cache, 0.4), start_conversion(data_root, cache, 0.4)  # 8 s each
+    (total1, start1, end1), (total2, start2, end2) = (
+        [float(word) for word in process.communicate(timeout=120)[0].split()] for process in (first, second)
+    )
+    assert max(start1, start2) < min(end1, end2)  # both asked for the cache while it was being made
+    assert total1 == total2 > 0
+    assert len((cache / "conversions.log").read_text().split()) == 1  # one converted, the other waited
+
+
+def test_a_conversion_killed_mid_write_leaves_no_cache_that_loads(data_root, tmp_path):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    victim = start_conversion(data_root, cache, 1.0)  # 20 samples x 1 s
+    deadline = time.monotonic() + 60
+    while not list(cache.glob("*.partial-*")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    victim.kill()  # SIGKILL: no clean-up runs
+    victim.wait()
+    assert list(cache.glob("*.partial-*")) and not list(cache.glob("*.npy"))
+    survivor = start_conversion(data_root, cache, 0.0)
+    assert float(survivor.communicate(timeout=120)[0].split()[0]) > 0
+    assert len(list(cache.glob("*.npy"))) == 1 and not list(cache.glob("*.partial-*"))
