@@ -6,6 +6,7 @@ Exit status: 0 on success, 2 on bad input or a missing resource (one-paragraph m
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import re
@@ -215,7 +216,9 @@ def run_study(invocation: Invocation, resume: bool, address: str | None, dashboa
     )
     if not resume:
         save_study(invocation.storage, invocation.name, to_record(invocation))
-    results = (restore_tuner(settings, plan) if resume else build_tuner(settings, plan)).fit()
+    tuner = restore_tuner(settings, plan) if resume else build_tuner(settings, plan)
+    with graceful_sigterm():
+        results = tuner.fit()
     if results.num_terminated + results.num_errors < len(results) or len(results) < plan.num_samples:
         print(
             f"The study was interrupted; its state is saved. Continue it with:\n"
@@ -237,10 +240,21 @@ def _stop_gracefully(signum, frame) -> None:
         raise KeyboardInterrupt
 
 
+@contextlib.contextmanager
+def graceful_sigterm():
+    """SIGTERM stops the study as Ctrl-C does. Installed after ray.init, whose own handler aborts the driver."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _stop_gracefully)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _stop_gracefully)
     try:
         summary = run_study(interpret(args), args.resume, args.address, args.dashboard_host)
     except UserError as error:

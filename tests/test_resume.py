@@ -1,0 +1,86 @@
+"""Interrupted studies continue with --resume: killed drivers, no trial rerun or counted twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from study.run import main
+
+pytestmark = pytest.mark.slow
+NUM_SAMPLES, MAX_EPOCHS = 4, 3
+
+
+def start_study(tmp_path: Path, name: str) -> subprocess.Popen:
+    args = [
+        "nmnist", "--arch", "cnn", "--synthetic", "--name", name,
+        "--num-samples", str(NUM_SAMPLES), "--max-epochs", str(MAX_EPOCHS),
+        "--train-limit", "300", "--val-limit", "50", "--test-limit", "50",
+        "--data-dir", str(tmp_path / "data"), "--storage", str(tmp_path / "results"),
+        "--checkpoints-dir", str(tmp_path / "checkpoints"),
+    ]
+    log = open(tmp_path / f"{name}.log", "w")
+    # A session of its own: the driver's local Ray can be cleaned up with it.
+    return subprocess.Popen(
+        [sys.executable, "-m", "study.run", *args], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def wait_for_first_checkpoint(experiment: Path, driver: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 180
+    while not list(experiment.glob("trial_*/checkpoint_*")) or not list(experiment.glob("experiment_state-*.json")):
+        assert driver.poll() is None, "the study ended before it could be interrupted"
+        assert time.monotonic() < deadline, "no checkpoint within 3 minutes"
+        time.sleep(0.2)
+
+
+def resume_and_check(tmp_path: Path, name: str) -> dict:
+    assert main(["nmnist", "--name", name, "--storage", str(tmp_path / "results"), "--resume"]) == 0
+    summary = json.loads((tmp_path / "results" / name / "summary.json").read_text())
+    ids = [trial["trial_id"] for trial in summary["trials"]]
+    assert len(ids) == NUM_SAMPLES == len(set(ids))  # every trial, none twice
+    for trial in summary["trials"]:
+        assert trial["status"] in ("completed", "stopped early")
+        assert 1 <= trial["epochs"] <= MAX_EPOCHS
+    assert summary["synthetic"] is True and summary["best"]["test_samples"] == 50  # the original settings
+    assert (tmp_path / "checkpoints" / name / "best.pth").is_file()
+    return summary
+
+
+def test_a_study_killed_with_sigkill_resumes(tmp_path, ray_runtime):
+    driver = start_study(tmp_path, "killed")
+    experiment = tmp_path / "results" / "killed"
+    wait_for_first_checkpoint(experiment, driver)
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    try:
+        os.killpg(driver.pid, signal.SIGKILL)  # what is left of the driver's own Ray
+    except ProcessLookupError:
+        pass
+    assert not (experiment / "summary.json").exists()
+    finished_before = {
+        path.parent.name: path.read_text().count("\n")
+        for path in experiment.glob("trial_*/result.json")
+        if path.read_text().count("\n") == MAX_EPOCHS
+    }
+    resume_and_check(tmp_path, "killed")
+    for trial, lines in finished_before.items():  # finished trials were not run again
+        assert (experiment / trial / "result.json").read_text().count("\n") == lines
+
+
+def test_a_study_stopped_with_sigterm_saves_its_state_and_resumes(tmp_path, ray_runtime):
+    driver = start_study(tmp_path, "terminated")
+    wait_for_first_checkpoint(tmp_path / "results" / "terminated", driver)
+    driver.send_signal(signal.SIGTERM)
+    assert driver.wait(timeout=120) == 130
+    log = (tmp_path / "terminated.log").read_text()
+    assert "Continue it with:" in log and "--name terminated" in log and "Traceback" not in log
+    resume_and_check(tmp_path, "terminated")
