@@ -9,6 +9,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import os
 import re
 import signal
 import sys
@@ -138,6 +139,13 @@ def prepare_data(settings: StudySettings) -> None:
         raise UserError(f"{root} holds synthetic data; use --synthetic with it, or point --data-dir at real data.")
 
 
+def _auth_token_available() -> bool:
+    """Whether Ray can find an authentication token (the places Ray itself looks)."""
+    return bool(os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")) or (
+        Path.home() / ".ray" / "auth_token"
+    ).is_file()
+
+
 def connect_ray(address: str | None, dashboard_host: str) -> None:
     """Join a cluster, or start a local Ray with its dashboard (an already running Ray is reused)."""
     import ray
@@ -145,7 +153,10 @@ def connect_ray(address: str | None, dashboard_host: str) -> None:
     if ray.is_initialized():
         return
     if address:
-        ray.init(address=address)
+        try:
+            ray.init(address=address)
+        except ConnectionError as error:
+            raise UserError(f"Cannot join the Ray cluster at {address}: {error}") from None
         return
     context = ray.init(include_dashboard=True, dashboard_host=dashboard_host)
     if context.dashboard_url:
@@ -255,6 +266,12 @@ def graceful_sigterm():
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.address and "RAY_AUTH_MODE" not in os.environ and _auth_token_available():
+        # Ray 2.59+ `ray start --head` turns token authentication on when a token file exists, but
+        # ray.init(address=...) sends no token unless RAY_AUTH_MODE=token (it waits 20 s, then fails).
+        # Ray reads the mode once, so it is set before anything imports ray; a token-mode client
+        # also joins clusters that run without authentication.
+        os.environ["RAY_AUTH_MODE"] = "token"
     try:
         summary = run_study(interpret(args), args.resume, args.address, args.dashboard_host)
     except UserError as error:
