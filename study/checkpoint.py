@@ -59,8 +59,15 @@ def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[nn.Modul
     """Rebuild the model a checkpoint describes and load its weights; returns (model in eval mode, checkpoint)."""
     payload = read_checkpoint(path)
     model = build_model(payload["dataset"], payload["arch"], Hyperparams.from_dict(payload["hyperparams"]))
-    try:
-        model.load_state_dict(payload["model"])
-    except RuntimeError as error:
-        raise UserError(f"The weights in {path} do not fit a {payload['arch']} for {payload['dataset']}: {error}") from None
+    expected, found = model.state_dict(), payload["model"]
+    missing = [name for name in expected if name not in found]
+    unexpected = [name for name in found if name not in expected]
+    misshaped = [name for name in expected if name in found and tuple(found[name].shape) != tuple(expected[name].shape)]
+    if missing or unexpected or misshaped:
+        raise UserError(
+            f"The weights in {path} do not fit a {payload['arch']} for {payload['dataset']}: {len(missing)} missing, "
+            f"{len(unexpected)} unexpected and {len(misshaped)} mis-shaped tensors (first: "
+            f"{(missing + unexpected + misshaped)[0]}). Was the file written for another architecture?"
+        )
+    model.load_state_dict(found)
     return model.to(device).eval(), payload

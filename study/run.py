@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", type=Path, default=Path("data"), help="dataset root; downloads land here when absent (default ./data)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the Optuna sampler and of weight initialisation (default 0)")
     parser.add_argument("--checkpoints-dir", type=Path, default=Path("checkpoints"), help="where the best model is exported (default ./checkpoints)")
-    parser.add_argument("--resume", action="store_true", help="continue the experiment NAME (pass the same arguments as the first run)")
+    parser.add_argument("--resume", action="store_true", help="continue the experiment NAME with the settings it was started with (its study.json)")
     parser.add_argument("--smoke", action="store_true", help="a whole study on tiny subsets, about a minute on 2 CPU cores")
     parser.add_argument("--synthetic", action="store_true", help="generate a small data set in the real on-disk format under DATA_DIR/synthetic and use it")
     parser.add_argument("--train-limit", type=_count, help="class-balanced subset of the training set, in samples")
@@ -239,6 +239,10 @@ def run_study(invocation: Invocation, resume: bool, address: str | None, dashboa
         return None
     summary = conclude(results, settings, plan, invocation.checkpoints_dir)
     print(results_table(summary), flush=True)
+    if summary["best"] is None:
+        errors = [trial["error"] for trial in summary["trials"] if trial["error"]]
+        reason = f" The first error: {errors[0].strip().splitlines()[-1]}" if errors else ""
+        raise UserError(f"No trial of {plan.name!r} finished an epoch, so there is no model to test or export.{reason}")
     return summary
 
 

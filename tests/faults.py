@@ -17,9 +17,10 @@ def faulty_trial(config: dict, settings, marker_dir: str) -> None:
     """
     folder = Path(marker_dir)
     trial_id = tune.get_context().get_trial_id()
+    claim = folder / f"claim-{trial_id}"
+    claim.write_text(trial_id)
     try:
-        os.close(os.open(folder / "first", os.O_CREAT | os.O_EXCL))
-        (folder / "first").write_text(trial_id)
+        os.link(claim, folder / "first")  # atomic: exactly one trial creates "first", with its id inside
     except FileExistsError:
         pass
     always = (folder / "first").read_text() == trial_id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 
 import pytest
 import torch
@@ -60,3 +61,19 @@ def test_a_malicious_pickle_does_not_run(tmp_path, monkeypatch):
     assert not mark.exists()
     pickle.loads((tmp_path / "evil.pth").read_bytes())  # unpickled the unsafe way, the file really is an exploit
     assert mark.read_text() == "ran"
+
+
+def test_evaluate_command_tests_a_checkpoint_and_refuses_a_broken_one(data_root, tmp_path, capsys):
+    from study.evaluate import main
+
+    hp = Hyperparams(num_steps=4)
+    model = build_model("nmnist", "scnn", hp)
+    save_checkpoint(tmp_path / "good.pth", model, dataset="nmnist", arch="scnn", hp=hp)
+    assert main([str(tmp_path / "good.pth"), "--data-dir", str(data_root)]) == 0
+    printed = capsys.readouterr().out
+    assert "scnn on nmnist: test_acc" in printed and "over 50 samples" in printed
+
+    save_checkpoint(tmp_path / "wrong.pth", build_model("nmnist", "cnn", hp), dataset="nmnist", arch="scnn", hp=hp)
+    assert main([str(tmp_path / "wrong.pth"), "--data-dir", str(data_root)]) == 2
+    error = capsys.readouterr().err.replace("\n", " ")
+    assert re.search(r"do not fit a scnn for nmnist: \d+ missing, 6 unexpected and 0 mis-shaped tensors", error)

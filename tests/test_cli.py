@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 
 import pytest
 
+from study.data.synthetic import ensure_synthetic, write_nmnist
 from study.run import main
 
 
@@ -54,6 +57,13 @@ def test_a_name_that_would_leave_the_storage_folder_exits_2(tmp_path, capsys):
     assert "letters, digits" in capsys.readouterr().err
 
 
+def test_storage_that_cannot_hold_experiments_exits_2(tmp_path, capsys):
+    (tmp_path / "results").write_text("a file, not a folder")
+    assert main(["nmnist", "--synthetic", "--data-dir", str(tmp_path / "data"), "--storage", str(tmp_path / "results")]) == 2
+    assert "cannot hold experiments" in capsys.readouterr().err.replace("\n", " ")
+    assert (tmp_path / "results").read_text() == "a file, not a folder"
+
+
 def test_data_dir_that_is_a_file_exits_2(tmp_path, capsys):
     (tmp_path / "data").write_text("not a folder")
     assert main(["nmnist", "--data-dir", str(tmp_path / "data")]) == 2
@@ -79,3 +89,17 @@ def test_more_gpus_per_trial_than_the_cluster_has_exits_2(tmp_path, capsys, ray_
     assert "more GPUs than the Ray cluster has" in capsys.readouterr().err
     assert main([*args, "--cpus-per-trial", "64"]) == 2
     assert "more CPUs than the Ray cluster has" in capsys.readouterr().err
+
+
+def test_corrupt_event_files_fail_every_trial_and_exit_2_naming_a_file(tmp_path, capsys, ray_runtime):
+    root = ensure_synthetic("nmnist", tmp_path / "data" / "synthetic", write_nmnist, 20, 5)
+    for sample in (root / "NMNIST" / "Train" / "3").glob("*.bin"):  # every subset holds some threes
+        sample.write_bytes(sample.read_bytes()[:-2])
+    args = ["nmnist", "--arch", "cnn", "--smoke", "--synthetic", "--max-failures", "0",
+            "--data-dir", str(tmp_path / "data"), "--storage", str(tmp_path / "results")]
+    assert main(args) == 2
+    error = capsys.readouterr().err.replace("\n", " ")
+    assert "No trial of 'nmnist-cnn-synthetic' finished an epoch" in error
+    assert re.search(r"Cannot read \S+/Train/3/\d+\.bin", error)
+    summary = json.loads((tmp_path / "results" / "nmnist-cnn-synthetic" / "summary.json").read_text())
+    assert [trial["status"] for trial in summary["trials"]] == ["error", "error"]

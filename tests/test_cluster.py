@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -40,24 +41,27 @@ def ray_head():
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
     address = f"127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
     # The head uses token authentication when a token file exists; so must the status probe.
     probe_env = {**os.environ, **({"RAY_AUTH_MODE": "token"} if _auth_token_available() else {})}
-    while subprocess.run(
-        [str(Path(sys.executable).parent / "ray"), "status", f"--address={address}"], capture_output=True, env=probe_env
-    ).returncode != 0:
-        assert head.poll() is None, head.stdout.read()
-        assert time.monotonic() < deadline, "the Ray head did not come up"
-        time.sleep(1)
-    yield address
-    head.send_signal(signal.SIGTERM)  # `ray start --block` stops the head's processes on SIGTERM
     try:
-        head.wait(timeout=60)
+        deadline = time.monotonic() + 90
+        while subprocess.run(
+            [str(Path(sys.executable).parent / "ray"), "status", f"--address={address}"], capture_output=True, env=probe_env
+        ).returncode != 0:
+            assert head.poll() is None, head.stdout.read()
+            assert time.monotonic() < deadline, "the Ray head did not come up"
+            time.sleep(1)
+        yield address
     finally:
+        head.send_signal(signal.SIGTERM)  # `ray start --block` stops the head's processes on SIGTERM
         try:
-            os.killpg(head.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+            head.wait(timeout=60)
+        finally:
+            try:
+                os.killpg(head.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def test_a_smoke_study_runs_on_an_existing_cluster(ray_head, tmp_path):

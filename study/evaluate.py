@@ -1,0 +1,49 @@
+"""`python -m study.evaluate CHECKPOINT`: test an exported model on its dataset's test split.
+
+The checkpoint says which dataset and architecture it belongs to; exit status 2 when the file is
+not a usable checkpoint (another layout, weights that do not fit its architecture, a pickle).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from pathlib import Path
+
+from study.checkpoint import read_checkpoint
+from study.config import StudySettings
+from study.errors import UserError
+from study.outcome import test_best
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m study.evaluate", description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint", type=Path, help="a .pth file written by the study (e.g. checkpoints/NAME/best.pth)")
+    parser.add_argument("--data-dir", type=Path, default=Path("data"), help="dataset root (default ./data)")
+    parser.add_argument("--test-limit", type=int, help="class-balanced subset of the test split, in samples")
+    args = parser.parse_args(argv)
+    try:
+        payload = read_checkpoint(args.checkpoint)
+        settings = StudySettings(
+            dataset=payload["dataset"],
+            arch=payload["arch"],
+            data_dir=args.data_dir.resolve(),
+            max_epochs=1,
+            synthetic=bool(payload.get("synthetic", False)),
+            test_limit=args.test_limit,
+        )
+        result = test_best(settings, args.checkpoint)
+    except UserError as error:
+        print(textwrap.fill(f"error: {error}", width=100, break_on_hyphens=False, break_long_words=False), file=sys.stderr)
+        return 2
+    synthetic = " (synthetic data)" if settings.synthetic else ""
+    print(
+        f"{args.checkpoint}: {settings.arch} on {settings.dataset}{synthetic}: test_acc {result['test_acc']:.4f}, "
+        f"test_loss {result['test_loss']:.4f} over {result['test_samples']} samples"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
