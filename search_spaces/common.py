@@ -30,7 +30,8 @@ def spiking_neurons(trial: optuna.Trial, min_steps: int, max_steps: int) -> None
     trial.suggest_float("threshold", 0.5, 2.0)
     trial.suggest_int("num_steps", min_steps, max_steps, step=5)
     trial.suggest_categorical("population", [1, 5, 10])
-    trial.suggest_float("slope", 5.0, 50.0, log=True)  # fast-sigmoid surrogate steepness
+    trial.suggest_categorical("surrogate", ["fast_sigmoid", "sigmoid"])  # the spike's gradient stand-in
+    trial.suggest_float("slope", 5.0, 50.0, log=True)  # its steepness
     trial.suggest_categorical("learn_beta", [False, True])
     trial.suggest_categorical("learn_threshold", [False, True])
 
@@ -52,6 +53,7 @@ SPIKING_FIRST = {
     "threshold": 1.0,
     "num_steps": 25,
     "population": 1,
+    "surrogate": "fast_sigmoid",
     "slope": 25.0,
     "learn_beta": False,
     "learn_threshold": False,

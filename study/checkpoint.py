@@ -7,7 +7,6 @@ written atomically (temporary name, then rename).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
@@ -15,6 +14,7 @@ from torch import nn
 
 from study.config import Hyperparams
 from study.errors import UserError
+from study.files import replaced_atomically
 from study.registry import build_model
 
 CHECKPOINT_VERSION = 1
@@ -31,10 +31,8 @@ def save_checkpoint(path: Path, model: nn.Module, *, dataset: str, arch: str, hp
         "model": model.state_dict(),
         **extra,
     }
-    path = Path(path)
-    partial = path.with_name(f"{path.name}.partial-{os.getpid()}")
-    torch.save(payload, partial)
-    os.replace(partial, path)
+    with replaced_atomically(Path(path)) as partial:
+        torch.save(payload, partial)
 
 
 def read_checkpoint(path: Path) -> dict:
@@ -58,7 +56,11 @@ def read_checkpoint(path: Path) -> dict:
 def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
     """Rebuild the model a checkpoint describes and load its weights; returns (model in eval mode, checkpoint)."""
     payload = read_checkpoint(path)
-    model = build_model(payload["dataset"], payload["arch"], Hyperparams.from_dict(payload["hyperparams"]))
+    try:
+        hp = Hyperparams.from_dict(payload["hyperparams"])
+    except (TypeError, ValueError) as error:
+        raise UserError(f"{path} holds hyperparameters this snn-study does not know ({error}).") from None
+    model = build_model(payload["dataset"], payload["arch"], hp)
     expected, found = model.state_dict(), payload["model"]
     missing = [name for name in expected if name not in found]
     unexpected = [name for name in found if name not in expected]

@@ -8,20 +8,21 @@ from __future__ import annotations
 
 import argparse
 import sys
-import textwrap
 from pathlib import Path
 
 from study.checkpoint import read_checkpoint
+from study.cli import count, report
 from study.config import StudySettings
 from study.errors import UserError
-from study.outcome import test_best
+from study.outcome import evaluate_on_test_split
+from study.run import prepare_data
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m study.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", type=Path, help="a .pth file written by the study (e.g. checkpoints/NAME/best.pth)")
     parser.add_argument("--data-dir", type=Path, default=Path("data"), help="dataset root (default ./data)")
-    parser.add_argument("--test-limit", type=int, help="class-balanced subset of the test split, in samples")
+    parser.add_argument("--test-limit", type=count, help="class-balanced subset of the test split, in samples")
     args = parser.parse_args(argv)
     try:
         payload = read_checkpoint(args.checkpoint)
@@ -33,10 +34,10 @@ def main(argv: list[str] | None = None) -> int:
             synthetic=bool(payload.get("synthetic", False)),
             test_limit=args.test_limit,
         )
-        result = test_best(settings, args.checkpoint)
+        prepare_data(settings, splits=(False,))
+        result = evaluate_on_test_split(settings, args.checkpoint)
     except UserError as error:
-        print(textwrap.fill(f"error: {error}", width=100, break_on_hyphens=False, break_long_words=False), file=sys.stderr)
-        return 2
+        return report(error)
     synthetic = " (synthetic data)" if settings.synthetic else ""
     print(
         f"{args.checkpoint}: {settings.arch} on {settings.dataset}{synthetic}: test_acc {result['test_acc']:.4f}, "

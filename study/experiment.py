@@ -53,6 +53,10 @@ def check_storage_writable(storage: str) -> None:
         filesystem.create_dir(path, recursive=True)
         if filesystem.get_file_info(path).type != pyarrow.fs.FileType.Directory:
             raise NotADirectoryError(f"{storage} is not a folder")
+        probe = f"{path}/.snn-study-write-probe"
+        with filesystem.open_output_stream(probe) as stream:
+            stream.write(b"")
+        filesystem.delete_file(probe)
     except (OSError, pyarrow.ArrowException) as error:
         raise UserError(f"--storage {storage} cannot hold experiments: {error}.") from None
 
@@ -81,4 +85,7 @@ def load_study(storage: str, name: str) -> dict:
             f"--resume: the experiment {name!r} under {storage} stopped before Ray Tune saved any state, "
             f"so there is nothing to resume. Start it again under another --name (or remove {path})."
         )
-    return json.loads(read_text(f"{path}/{STUDY_FILE}"))
+    try:
+        return json.loads(read_text(f"{path}/{STUDY_FILE}"))
+    except (OSError, ValueError) as error:
+        raise UserError(f"--resume: {path}/{STUDY_FILE} cannot be read ({error}).") from None

@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 from pathlib import Path
-
 
 from study.checkpoint import load_model
 from study.config import METRIC, MODE, Hyperparams, StudySettings
 from study.data import data_root, final_test_set
 from study.experiment import SUMMARY_FILE, write_text
+from study.files import replaced_atomically
 from study.registry import DATASETS
-from study.trainable import CHECKPOINT_FILE, evaluate, input_adapter, make_loader, pick_device, sample_request
+from study.trainable import CHECKPOINT_FILE, EPOCH_METRICS, evaluate, input_adapter, make_loader, pick_device, sample_request
 from study.tuning import TunePlan
-
-REPORTED = ("train_loss", "train_acc", "val_loss", "val_acc", "spike_rate", "epoch_seconds")
-
 
 def rank_key(metrics: dict) -> tuple[float, float]:
     """Larger is better: METRIC first, then the lower validation loss breaks ties (unknown loss: last)."""
@@ -47,11 +43,11 @@ def trial_rows(results, max_epochs: int) -> list[dict]:
         metrics = result.metrics or {}
         rows.append(
             {
-                "trial_id": metrics.get("trial_id", Path(result.path).name),
+                "trial_id": metrics.get("trial_id", Path(result.path).name.removeprefix("trial_")),
                 "config": result.config,
                 "status": _trial_status(result, max_epochs),
                 "epochs": metrics.get("training_iteration", 0),
-                "last": {key: _json_number(metrics[key]) for key in REPORTED if key in metrics},
+                "last": {key: _json_number(metrics[key]) for key in EPOCH_METRICS if key in metrics},
                 "error": None if result.error is None else str(result.error)[-2000:],
                 "path": result.path,
             }
@@ -60,34 +56,32 @@ def trial_rows(results, max_epochs: int) -> list[dict]:
 
 
 def best_checkpoint(results):
-    """(result, checkpoint, metrics) of the best scored checkpoint over every trial."""
+    """(result, checkpoint, metrics) of the best scored checkpoint over every trial; diverged ones never count."""
     best = None
     for result in results:
         for checkpoint, metrics in result.best_checkpoints or []:
-            if METRIC in metrics and (best is None or rank_key(metrics) > rank_key(best[2])):
+            if METRIC in metrics and not metrics.get("diverged") and (best is None or rank_key(metrics) > rank_key(best[2])):
                 best = (result, checkpoint, metrics)
     return best
 
 
-def test_best(settings: StudySettings, checkpoint_file: Path) -> dict:
-    """Evaluate the exported model once on the test split."""
+def evaluate_on_test_split(settings: StudySettings, checkpoint_file: Path) -> dict:
+    """Evaluate an exported model on the test split: test_acc, test_loss (null if not finite), test_samples."""
     device = pick_device()
     model, payload = load_model(checkpoint_file, device)
     hp = Hyperparams.from_dict(payload["hyperparams"])
     source = DATASETS[settings.dataset].source
     test_set = final_test_set(source, data_root(settings.data_dir, settings.synthetic), sample_request(settings, hp))
     result = evaluate(model, make_loader(test_set, hp.batch_size, shuffle=False), input_adapter(settings.dataset, settings.arch, hp), device)
-    return {"test_acc": result.acc, "test_loss": result.loss, "test_samples": len(test_set)}
+    return {"test_acc": result.acc, "test_loss": _json_number(result.loss), "test_samples": len(test_set)}
 
 
 def export_best(checkpoint, export_dir: Path) -> Path:
     """Copy the best checkpoint to `export_dir/best.pth` (atomically: no half-written model is ever left)."""
     export_dir.mkdir(parents=True, exist_ok=True)
     target = export_dir / "best.pth"
-    with checkpoint.as_directory() as folder:
-        partial = target.with_name(f"best.pth.partial-{os.getpid()}")
+    with checkpoint.as_directory() as folder, replaced_atomically(target) as partial:
         shutil.copyfile(Path(folder) / CHECKPOINT_FILE, partial)
-        os.replace(partial, target)
     return target
 
 
@@ -113,11 +107,11 @@ def conclude(results, settings: StudySettings, plan: TunePlan, checkpoints_dir: 
             "config": result.config,
             "epoch": metrics.get("epoch"),
             "val_acc": metrics.get("val_acc"),
-            "val_loss": metrics.get("val_loss"),
+            "val_loss": _json_number(metrics.get("val_loss")),
             "checkpoint": str((export_dir / "best.pth").resolve()),
             "trial_checkpoint": checkpoint.path,
         }
-        best.update(test_best(settings, export_best(checkpoint, export_dir)))
+        best.update(evaluate_on_test_split(settings, export_best(checkpoint, export_dir)))
         # The model's own description beside it, for readers that do not open the .pth.
         (export_dir / "config.json").write_text(
             json.dumps({**best, "dataset": settings.dataset, "arch": settings.arch, "synthetic": settings.synthetic}, indent=2, default=str) + "\n"

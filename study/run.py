@@ -13,11 +13,11 @@ import os
 import re
 import signal
 import sys
-import textwrap
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from study.cli import count, gpu_share, report, retries, share
 from study.config import StudySettings
 from study.data import data_root, is_synthetic
 from study.data.synthetic import ensure_synthetic
@@ -30,27 +30,6 @@ SMOKE = {"num_samples": 2, "max_epochs": 2, "train_limit": 200, "val_limit": 50,
 DEFAULTS = {"num_samples": 20, "max_epochs": 10, "train_limit": None, "val_limit": None, "test_limit": None}
 
 
-def _at_least(cast, low, strict: bool, words: str):
-    """An argparse type: `cast(text)`, refused unless above `low` (strict) or at least `low`."""
-
-    def parse(text: str):
-        try:
-            value = cast(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {words}, not {text}") from None
-        if value < low or (strict and value == low):
-            raise argparse.ArgumentTypeError(f"must be {words}, not {text}")
-        return value
-
-    return parse
-
-
-_count = _at_least(int, 1, False, "a whole number of at least 1")
-_retries = _at_least(int, 0, False, "a whole number of at least 0")
-_share = _at_least(float, 0, True, "positive")
-_gpu_share = _at_least(float, 0, False, "zero or positive")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m study.run",
@@ -58,11 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("dataset", choices=sorted(DATASETS), help="dataset to study")
     parser.add_argument("--arch", choices=sorted(ARCHITECTURES), help="architecture (default: mnist->cnn, nmnist->scnn, dvsgesture->scnn)")
-    parser.add_argument("--num-samples", type=_count, help="trials to run (default 20; --smoke: 2)")
-    parser.add_argument("--max-epochs", type=_count, help="epochs per trial at most; ASHA stops poor trials sooner (default 10; --smoke: 2)")
-    parser.add_argument("--max-concurrent", type=_count, help="trials running at once (default: as many as fit the cluster's CPUs and GPUs)")
-    parser.add_argument("--cpus-per-trial", type=_share, default=1.0, help="CPUs per trial; also its torch threads (default 1)")
-    parser.add_argument("--gpus-per-trial", type=_gpu_share, help="GPUs per trial, fractions allowed (default: 1 when the cluster has GPUs, else 0)")
+    parser.add_argument("--num-samples", type=count, help="trials to run (default 20; --smoke: 2)")
+    parser.add_argument("--max-epochs", type=count, help="epochs per trial at most; ASHA stops poor trials sooner (default 10; --smoke: 2)")
+    parser.add_argument("--max-concurrent", type=count, help="trials running at once (default: as many as fit the cluster's CPUs and GPUs)")
+    parser.add_argument("--cpus-per-trial", type=share, default=1.0, help="CPUs per trial; also its torch threads (default 1)")
+    parser.add_argument("--gpus-per-trial", type=gpu_share, help="GPUs per trial, fractions allowed (default: 1 when the cluster has GPUs, else 0)")
     parser.add_argument("--address", help="join an existing Ray cluster (e.g. 'auto' or HOST:6379) instead of starting a local one")
     parser.add_argument("--storage", default="results", help="where Ray stores the experiment: a path (shared on multi-node clusters) or a URI (default ./results)")
     parser.add_argument("--name", help="experiment name (default DATASET-ARCH, with -synthetic for --synthetic)")
@@ -72,10 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true", help="continue the experiment NAME with the settings it was started with (its study.json)")
     parser.add_argument("--smoke", action="store_true", help="a whole study on tiny subsets, about a minute on 2 CPU cores")
     parser.add_argument("--synthetic", action="store_true", help="generate a small data set in the real on-disk format under DATA_DIR/synthetic and use it")
-    parser.add_argument("--train-limit", type=_count, help="class-balanced subset of the training set, in samples")
-    parser.add_argument("--val-limit", type=_count, help="class-balanced subset of the validation set, in samples")
-    parser.add_argument("--test-limit", type=_count, help="class-balanced subset of the test set, in samples")
-    parser.add_argument("--max-failures", type=_retries, default=1, help="retries of a trial that raised, from its last checkpoint (default 1)")
+    parser.add_argument("--train-limit", type=count, help="class-balanced subset of the training set, in samples")
+    parser.add_argument("--val-limit", type=count, help="class-balanced subset of the validation set, in samples")
+    parser.add_argument("--test-limit", type=count, help="class-balanced subset of the test set, in samples")
+    parser.add_argument("--max-failures", type=retries, default=1, help="retries of a trial that raised, from its last checkpoint (default 1)")
     parser.add_argument("--dashboard-host", default="127.0.0.1", help="interface of the Ray dashboard of a local cluster (default 127.0.0.1: private)")
     return parser
 
@@ -127,16 +106,20 @@ def interpret(args: argparse.Namespace) -> Invocation:
     )
 
 
-def prepare_data(settings: StudySettings) -> None:
-    """Generate (--synthetic) or download the data before any trial starts, so a missing data set fails here, once."""
+def prepare_data(settings: StudySettings, splits: tuple[bool, ...] = (True, False)) -> None:
+    """Generate (--synthetic) or download the data before any trial starts, so a missing data set fails here, once.
+
+    `splits`: which to open (True: training, False: test). The synthetic generator is deterministic,
+    so regenerated synthetic data is the data a synthetic model was trained on.
+    """
     entry = DATASETS[settings.dataset]
     root = data_root(settings.data_dir, settings.synthetic)
+    if not settings.synthetic and is_synthetic(root):
+        raise UserError(f"{root} holds synthetic data; use --synthetic with it, or point --data-dir at real data.")
     if settings.synthetic:
         ensure_synthetic(settings.dataset, root, entry.write_synthetic, *entry.synthetic_per_class)
-    for train in (True, False):
+    for train in splits:
         entry.source.open(root, train=train)
-    if is_synthetic(root) != settings.synthetic:
-        raise UserError(f"{root} holds synthetic data; use --synthetic with it, or point --data-dir at real data.")
 
 
 def _auth_token_available() -> bool:
@@ -168,14 +151,17 @@ def check_resources(invocation: Invocation) -> tuple[float, int]:
     import ray
 
     available = ray.cluster_resources()
+    # A trial runs on one node: it must fit the largest one, not the cluster's total.
+    nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+    largest = {kind: max((node.get(kind, 0) for node in nodes), default=0) for kind in ("CPU", "GPU")}
     gpus = invocation.gpus_per_trial
     if gpus is None:
-        gpus = 1.0 if available.get("GPU", 0) >= 1 else 0.0
-    if gpus > available.get("GPU", 0):
-        raise UserError(f"--gpus-per-trial {gpus:g} asks for more GPUs than the Ray cluster has ({available.get('GPU', 0):g}).")
+        gpus = 1.0 if largest["GPU"] >= 1 else 0.0
+    if gpus > largest["GPU"]:
+        raise UserError(f"--gpus-per-trial {gpus:g} asks for more GPUs than any node of the Ray cluster has ({largest['GPU']:g}).")
     cpus = invocation.settings.cpus_per_trial
-    if cpus > available.get("CPU", 0):
-        raise UserError(f"--cpus-per-trial {cpus:g} asks for more CPUs than the Ray cluster has ({available.get('CPU', 0):g}).")
+    if cpus > largest["CPU"]:
+        raise UserError(f"--cpus-per-trial {cpus:g} asks for more CPUs than any node of the Ray cluster has ({largest['CPU']:g}).")
     if invocation.max_concurrent is not None:
         return gpus, invocation.max_concurrent
     fits = available["CPU"] // cpus
@@ -213,6 +199,12 @@ def run_study(invocation: Invocation, resume: bool, address: str | None, dashboa
         invocation = resumed(invocation)
     else:
         check_new(invocation.storage, invocation.name)
+        exported = invocation.checkpoints_dir / invocation.name / "best.pth"
+        if exported.exists():
+            raise UserError(
+                f"{exported} exists, from an earlier study named {invocation.name!r}. Choose another --name "
+                f"(or move that file away); nothing was changed."
+            )
     settings = invocation.settings
     prepare_data(settings)
     connect_ray(address, dashboard_host)
@@ -279,10 +271,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = run_study(interpret(args), args.resume, args.address, args.dashboard_host)
     except UserError as error:
-        print(textwrap.fill(f"error: {error}", width=100, break_on_hyphens=False, break_long_words=False), file=sys.stderr)
-        return 2
+        return report(error)
     except KeyboardInterrupt:
-        print("Interrupted before the study started; nothing to resume.", file=sys.stderr)
+        print("Interrupted. A study that had started continues with --resume.", file=sys.stderr)
         return 130
     return 0 if summary is not None else 130
 

@@ -37,8 +37,15 @@ OPTIMIZERS = {
 Adapter = Callable[[torch.Tensor], torch.Tensor]
 
 
-def pick_device() -> torch.device:
-    """CUDA when Ray gave this trial a GPU (or none is managed by Ray), else the CPU."""
+def pick_device(in_trial: bool = False) -> torch.device:
+    """CUDA when there is one (inside a trial: only when Ray gave the trial a GPU), else the CPU.
+
+    Ray 2.60 no longer hides GPUs from trials that asked for none, so a trial checks its own share.
+    """
+    if in_trial:
+        import ray
+
+        return torch.device("cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu")
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
@@ -115,6 +122,10 @@ def evaluate(model: nn.Module, loader: DataLoader, adapt: Adapter, device) -> Ep
     return _run_epoch(model, loader, adapt, device)
 
 
+# What every trial reports each epoch (plus `epoch`, `spike_rate` for spiking models, `diverged` when it did).
+EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "spike_rate", "epoch_seconds")
+
+
 def epoch_metrics(epoch: int, train: EpochResult, val: EpochResult, seconds: float) -> dict:
     """What a trial reports each epoch."""
     metrics = {
@@ -139,7 +150,7 @@ def train_trial(config: dict, settings: StudySettings) -> None:
     hp = Hyperparams.from_dict(config)
     torch.set_num_threads(settings.torch_threads)
     torch.manual_seed(settings.seed)
-    device = pick_device()
+    device = pick_device(in_trial=True)
 
     root = data_root(settings.data_dir, settings.synthetic)
     train_set, val_set = train_val_datasets(DATASETS[settings.dataset].source, root, sample_request(settings, hp))
@@ -159,6 +170,7 @@ def train_trial(config: dict, settings: StudySettings) -> None:
 
     for epoch in range(first_epoch, settings.max_epochs + 1):
         started = time.perf_counter()
+        train_loader.generator.manual_seed(settings.seed + epoch)  # the same order whether resumed or not
         train = train_one_epoch(model, train_loader, optimizer, adapt, device)
         # A diverged network has nothing left to learn or to validate: report it and stop the trial.
         val = evaluate(model, val_loader, adapt, device) if not train.diverged else EpochResult(math.nan, 0.0, None)

@@ -88,4 +88,5 @@ def build_tuner(settings: StudySettings, plan: TunePlan, function=train_trial) -
 
 def restore_tuner(settings: StudySettings, plan: TunePlan, function=train_trial) -> tune.Tuner:
     """Continue an interrupted study: finished trials stay, unfinished ones resume from their checkpoints."""
-    return tune.Tuner.restore(plan.experiment_path, trainable=trainable(settings, plan, function), resume_errored=True)
+    # Errored trials already used their retries (--max-failures): they stay as they ended.
+    return tune.Tuner.restore(plan.experiment_path, trainable=trainable(settings, plan, function))

@@ -28,7 +28,8 @@ def faulty_trial(config: dict, settings, marker_dir: str) -> None:
     real_report = tune.report
 
     def report_then_fail(metrics, checkpoint=None):
-        real_report(metrics, checkpoint=checkpoint)
+        # Equal scores for every trial: ASHA then stops none, so each injected fault plays out.
+        real_report({**metrics, "val_acc": 0.5}, checkpoint=checkpoint)
         if always or not failed_once.exists():
             failed_once.touch()
             raise RuntimeError("CUDA out of memory (injected by the test)")

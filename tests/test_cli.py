@@ -37,10 +37,14 @@ def test_impossible_arguments_exit_2_with_a_message(args, says, capsys):
     assert says in capsys.readouterr().err
 
 
-def test_the_real_process_prints_no_traceback():
-    finished = run_cli("nmnist", "--num-samples", "0")
+@pytest.mark.parametrize(
+    "args, says",
+    [(["nmnist", "--num-samples", "0"], "must be a whole number of at least 1"), (["nmnist", "--name", "../escape"], "letters, digits")],
+)
+def test_the_real_process_prints_no_traceback(args, says, tmp_path):
+    finished = run_cli(*args, "--storage", str(tmp_path))
     assert finished.returncode == 2
-    assert "must be a whole number of at least 1" in finished.stderr
+    assert says in finished.stderr
     assert "Traceback" not in finished.stderr
 
 
@@ -81,14 +85,20 @@ def test_existing_experiment_is_not_overwritten_and_unknown_one_not_resumed(tmp_
     assert (experiment / "precious.json").read_text() == "{}"
     assert main([*args, "--name", "other", "--resume"]) == 2
     assert "no experiment 'other'" in capsys.readouterr().err
+    exported = tmp_path / "checkpoints" / "other" / "best.pth"
+    exported.parent.mkdir(parents=True)
+    exported.write_bytes(b"an earlier study's model")
+    assert main([*args, "--name", "other", "--checkpoints-dir", str(tmp_path / "checkpoints")]) == 2
+    assert "from an earlier study named 'other'" in capsys.readouterr().err.replace("\n", " ")
+    assert exported.read_bytes() == b"an earlier study's model"
 
 
 def test_more_gpus_per_trial_than_the_cluster_has_exits_2(tmp_path, capsys, ray_runtime):
     args = ["nmnist", "--smoke", "--synthetic", "--data-dir", str(tmp_path / "data"), "--storage", str(tmp_path / "results")]
     assert main([*args, "--gpus-per-trial", "4"]) == 2
-    assert "more GPUs than the Ray cluster has" in capsys.readouterr().err
+    assert "more GPUs than any node of the Ray cluster has" in capsys.readouterr().err.replace("\n", " ")
     assert main([*args, "--cpus-per-trial", "64"]) == 2
-    assert "more CPUs than the Ray cluster has" in capsys.readouterr().err
+    assert "more CPUs than any node of the Ray cluster has" in capsys.readouterr().err.replace("\n", " ")
 
 
 def test_corrupt_event_files_fail_every_trial_and_exit_2_naming_a_file(tmp_path, capsys, ray_runtime):

@@ -85,6 +85,17 @@ def test_snntorch_slstm_forgets_when_input_and_hidden_sizes_differ():
     assert torch.equal(syn_after_zero_input, syn_from_scratch)  # the state of step 0 was thrown away
 
 
+def test_the_spiking_lstms_slstm_layer_keeps_its_state():
+    """With the projection making input_size == hidden_size, snn.SLSTM's state survives a step."""
+    torch.manual_seed(0)
+    lstm = build_model("nmnist", "slstm", Hyperparams(hidden=16)).lstm
+    zeros = torch.zeros(2, 16)
+    _, syn, mem = lstm(torch.ones(2, 16), zeros, zeros)
+    _, syn_carried, mem_carried = lstm(torch.zeros(2, 16), syn, mem)
+    _, syn_fresh, mem_fresh = lstm(torch.zeros(2, 16), zeros, zeros)
+    assert not torch.allclose(syn_carried, syn_fresh) and not torch.allclose(mem_carried, mem_fresh)
+
+
 def test_spiking_lstm_carries_state_across_time_steps():
     torch.manual_seed(0)
     hp = Hyperparams(num_steps=8)
@@ -135,6 +146,11 @@ def test_training_step_on_cuda_matches_cpu(arch):
     model = build_model("nmnist", arch, hp)
     x = model_input("nmnist", arch, hp)
     on_cpu = model.run(x).scores
+    on_cpu.sum().backward()
+    cpu_grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
     on_gpu = model.cuda().run(x.cuda()).scores
     on_gpu.sum().backward()
     torch.testing.assert_close(on_gpu.cpu(), on_cpu, rtol=1e-3, atol=1e-3)
+    for cpu_grad, parameter in zip(cpu_grads, model.parameters()):
+        torch.testing.assert_close(parameter.grad.cpu(), cpu_grad, rtol=1e-2, atol=1e-3)

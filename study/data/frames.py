@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from tonic.transforms import Compose, Downsample, ToFrame
 
 from study.data.sources import RawSplit, Source
 from study.errors import UserError
+from study.files import replaced_atomically
 
 # Bump when the conversion below changes: old caches then stop matching.
 FRAME_FORMAT = 1
@@ -78,12 +78,10 @@ def _convert(source: Source, split: RawSplit, indices: np.ndarray, spec: FrameSp
     channels, height, width = source.input_shape(spec.size)
     dtype = np.dtype(source.frame_dtype)
     ceiling = np.iinfo(dtype).max
-    # Written under a temporary name and renamed: a killed process never leaves a cache that loads.
-    partial = path.with_name(f"{path.name}.partial-{os.getpid()}")
-    frames = np.lib.format.open_memmap(
-        partial, mode="w+", dtype=dtype, shape=(len(indices), spec.n_time_bins, channels, height, width)
-    )
-    try:
+    with replaced_atomically(path) as partial:
+        frames = np.lib.format.open_memmap(
+            partial, mode="w+", dtype=dtype, shape=(len(indices), spec.n_time_bins, channels, height, width)
+        )
         for row, index in enumerate(indices):
             try:
                 events, _ = split.dataset[int(index)]
@@ -95,9 +93,6 @@ def _convert(source: Source, split: RawSplit, indices: np.ndarray, spec: FrameSp
                 ) from None
         frames.flush()
         del frames
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 class FrameDataset(torch.utils.data.Dataset):

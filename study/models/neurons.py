@@ -18,11 +18,10 @@ from snntorch._neurons.neurons import SpikingNeuron
 
 from study.config import Hyperparams
 
-# Surrogate gradients by name; `slope` is each one's steepness parameter.
+# Surrogate gradients by name; `slope` is each one's steepness (the same scale for both, default 25).
 SURROGATES = {
     "fast_sigmoid": lambda slope: surrogate.fast_sigmoid(slope=slope),
     "sigmoid": lambda slope: surrogate.sigmoid(slope=slope),
-    "atan": lambda slope: surrogate.atan(alpha=slope),
 }
 
 

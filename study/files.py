@@ -1,0 +1,22 @@
+"""Writing files so that a reader never sees half of one, even when the writer is killed."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def replaced_atomically(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; when the block succeeds it becomes `path` in one rename.
+
+    A failed block removes it; a killed process leaves only `<name>.partial-<pid>`, never `path`.
+    """
+    partial = Path(path).with_name(f"{Path(path).name}.partial-{os.getpid()}")
+    try:
+        yield partial
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
