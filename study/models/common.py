@@ -22,9 +22,19 @@ class Output:
         return emitted, sum(s.numel() for s in self.spikes.values())
 
 
+# On a CPU a [T*B, ...] batch of activations outgrows the caches: chunks of about this many samples
+# measured fastest (training step at T=25, batch 64, 2 cores: 0.36 s in chunks of 4 steps, 0.57 s
+# all steps at once, 0.42 s one step at a time). A GPU takes all steps at once.
+CPU_FOLD_SAMPLES = 256
+
+
 def fold_time(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Run a stateless layer once over every time step: [T, B, ...] -> [T*B, ...] -> [T, B, ...]."""
-    return layer(x.flatten(0, 1)).unflatten(0, x.shape[:2])
+    """Run a stateless layer over time steps folded into the batch: [T, B, ...] -> [t*B, ...] -> [T, B, ...]."""
+    steps, batch = x.shape[:2]
+    chunk = steps if x.is_cuda else max(1, CPU_FOLD_SAMPLES // batch)
+    if chunk >= steps:
+        return layer(x.flatten(0, 1)).unflatten(0, (steps, batch))
+    return torch.cat([layer(part.flatten(0, 1)).unflatten(0, part.shape[:2]) for part in x.split(chunk)])
 
 
 def class_scores(output_spikes: torch.Tensor, num_classes: int) -> torch.Tensor:

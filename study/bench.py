@@ -1,0 +1,295 @@
+"""`python -m study.bench`: this project's spiking CNN against an snnTorch-tutorial-style reference.
+
+Everything is measured in one run on one machine, so the ratios hold even where absolute times
+are noisy. The reference follows snnTorch tutorial 7: `tonic.transforms.ToFrame` per sample in the
+data loader, and the whole network (`snn.Leaky(init_hidden=True)` layers) called once per time step.
+Ours: frames converted once into a memory-mapped cache, stateless layers run once over all time
+steps, only the neurons step through time. Both use the same weights and the same loss.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import snntorch as snn
+import torch
+import torch.nn.functional as F
+from snntorch import utils
+from torch import nn
+from torch.utils.data import DataLoader
+
+from study.cli import count
+from study.config import Hyperparams
+from study.data.frames import FrameDataset, FrameSpec, cached_frames, frame_transform
+from study.data.sources import NMNIST_SOURCE, RawSplit
+from study.data.synthetic import write_nmnist
+from study.models.common import class_scores
+from study.models.neurons import spike_grad
+from study.registry import build_model
+from study.trainable import evaluate, train_one_epoch
+
+BATCH = 64
+
+
+def reference_network(ours: nn.Module, hp: Hyperparams) -> nn.Sequential:
+    """Tutorial 7's network: our layers and weights, `snn.Leaky(init_hidden=True)` between them."""
+
+    def neuron(**extra) -> snn.Leaky:
+        return snn.Leaky(beta=hp.beta, threshold=hp.threshold, spike_grad=spike_grad(hp), init_hidden=True, **extra)
+
+    return nn.Sequential(
+        copy.deepcopy(ours.conv1), neuron(), copy.deepcopy(ours.conv2), neuron(), copy.deepcopy(ours.fc), neuron(output=True)
+    )
+
+
+def reference_scores(net: nn.Sequential, frames: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """The tutorial's forward pass: reset, then the whole network once per step of `[T, B, ...]`."""
+    utils.reset(net)
+    spikes = []
+    for step in frames:
+        spk_out, _ = net(step)
+        spikes.append(spk_out)
+    return class_scores(torch.stack(spikes), num_classes)
+
+
+def multiply_accumulates(model: nn.Module, frames: torch.Tensor) -> int:
+    """Multiply-accumulates of the convolutions and linear layers for one forward pass of `frames`."""
+    total = 0
+
+    def count_layer(layer, inputs, output):
+        nonlocal total
+        if isinstance(layer, nn.Conv2d):
+            total += output.numel() * layer.in_channels // layer.groups * layer.kernel_size[0] * layer.kernel_size[1]
+        elif isinstance(layer, nn.Linear):
+            total += output.numel() * layer.in_features
+
+    hooks = [m.register_forward_hook(count_layer) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with torch.no_grad():
+        model.run(frames)
+    for hook in hooks:
+        hook.remove()
+    return total
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def seconds(work, repeats: int, device: torch.device) -> float:
+    """Median wall time of `work()` after one warm-up call."""
+    work()
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        work()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def matmul_flops(device: torch.device, size: int = 2048) -> float:
+    """FLOP/s of a dense fp32 matrix product on `device`: the ceiling the training step is measured against."""
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+    return 2 * size**3 / seconds(lambda: a @ b, 5, device)
+
+
+def nmnist_split(data_dir: Path | None, workdir: Path, samples: int) -> tuple[RawSplit, str]:
+    """Real N-MNIST from `data_dir` when it is there, else synthetic data in the same on-disk format."""
+    if data_dir is not None and (data_dir / "NMNIST" / "Train").is_dir():
+        return NMNIST_SOURCE.open(data_dir, train=True), f"N-MNIST from {data_dir}"
+    write_nmnist(workdir, train_per_class=-(-samples // 10), test_per_class=1)
+    return NMNIST_SOURCE.open(workdir, train=True), "synthetic N-MNIST-format data (no N-MNIST under --data-dir)"
+
+
+class ReferenceFrames(torch.utils.data.Dataset):
+    """Tutorial style: each sample's events are read and turned into frames by tonic every time."""
+
+    def __init__(self, split: RawSplit, indices: np.ndarray, spec: FrameSpec):
+        self.split, self.indices, self.transform = split, indices, frame_transform(NMNIST_SOURCE, spec)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int):
+        events, label = self.split.dataset[int(self.indices[i])]
+        return torch.from_numpy(self.transform(events).astype(np.float32)), label
+
+
+def samples_per_second(loader: DataLoader) -> float:
+    started, seen = time.perf_counter(), 0
+    for inputs, _ in loader:
+        seen += len(inputs)
+    return seen / (time.perf_counter() - started)
+
+
+def run(args: argparse.Namespace) -> dict:
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    steps_list = (25,) if args.quick else (25, 100)
+    repeats = 3 if args.quick else 5
+    train_samples = 4 * BATCH if args.quick else 16 * BATCH
+    val_samples = BATCH if args.quick else 4 * BATCH
+    report: dict = {"settings": {"batch": BATCH, "device": str(device), "quick": args.quick, "train_samples": train_samples}}
+    report["hardware"] = {
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+    }
+    peak_flops = matmul_flops(device)
+    report["matmul_gflops"] = peak_flops / 1e9
+
+    # (a) the training step, ours and the reference, on the same batch and weights
+    for num_steps in steps_list:
+        hp = Hyperparams(num_steps=num_steps)
+        ours = build_model("nmnist", "scnn", hp).to(device)
+        reference = reference_network(ours, hp).to(device)
+        frames = (torch.rand(num_steps, BATCH, 2, 34, 34, device=device) < 0.05).float()  # [T, B, C, H, W]
+        targets = torch.randint(0, 10, (BATCH,), device=device)
+
+        def step(model, scores_of):
+            optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+            def once():
+                optimizer.zero_grad(set_to_none=True)
+                F.cross_entropy(scores_of(model, frames), targets).backward()
+                optimizer.step()
+
+            return once
+
+        ours_s = seconds(step(ours, lambda m, x: m.run(x).scores), repeats, device)
+        reference_s = seconds(step(reference, lambda m, x: reference_scores(m, x, 10)), repeats, device)
+        flops = 2 * 3 * multiply_accumulates(ours, frames)  # 2 FLOPs a MAC; backward ~ twice the forward
+        report[f"step_T{num_steps}"] = {
+            "ours_samples_per_s": BATCH / ours_s,
+            "reference_samples_per_s": BATCH / reference_s,
+            "speedup": reference_s / ours_s,
+            "ours_compute_efficiency": flops / ours_s / peak_flops,
+            "reference_compute_efficiency": flops / reference_s / peak_flops,
+        }
+    report["step_speedup"] = report["step_T25"]["speedup"]
+    report["compute_efficiency"] = report["step_T25"]["ours_compute_efficiency"]
+
+    # (b) the data path and (d) whole epochs, T = 25
+    with tempfile.TemporaryDirectory() as workdir:
+        split, data_note = nmnist_split(args.data_dir, Path(workdir), train_samples + val_samples)
+        report["data"] = data_note
+        indices = np.arange(train_samples + val_samples) % len(split.targets)
+        train_idx, val_idx = indices[:train_samples], indices[train_samples:]
+        spec = FrameSpec(25)
+        started = time.perf_counter()
+        ours_train = FrameDataset(cached_frames(NMNIST_SOURCE, split, train_idx, spec, Path(workdir) / "cache"), split.targets[train_idx])
+        ours_val = FrameDataset(cached_frames(NMNIST_SOURCE, split, val_idx, spec, Path(workdir) / "cache"), split.targets[val_idx])
+        report["cache_build_seconds"] = time.perf_counter() - started
+        reference_train, reference_val = ReferenceFrames(split, train_idx, spec), ReferenceFrames(split, val_idx, spec)
+
+        def loader(dataset, shuffle):
+            return DataLoader(dataset, batch_size=BATCH, shuffle=shuffle)
+
+        loading = samples_per_second(loader(ours_train, True))
+        consumption = report["step_T25"]["ours_samples_per_s"]
+        report["data_path"] = {
+            "ours_samples_per_s": loading,
+            "reference_samples_per_s": samples_per_second(loader(reference_train, True)),
+        }
+        report["loading_over_consumption"] = loading / consumption
+
+        hp = Hyperparams(num_steps=25)
+        ours = build_model("nmnist", "scnn", hp).to(device)
+        reference = reference_network(ours, hp).to(device)
+        to_input = lambda batch: batch.to(device).transpose(0, 1)  # [B, T, P, H, W] -> [T, B, P, H, W]
+
+        def our_epoch():
+            optimizer = torch.optim.Adam(ours.parameters(), lr=1e-3)
+            train_one_epoch(ours, loader(ours_train, True), optimizer, to_input, device)
+            evaluate(ours, loader(ours_val, False), to_input, device)
+
+        def reference_epoch():
+            optimizer = torch.optim.Adam(reference.parameters(), lr=1e-3)
+            for inputs, targets in loader(reference_train, True):
+                optimizer.zero_grad(set_to_none=True)
+                F.cross_entropy(reference_scores(reference, to_input(inputs), 10), targets.to(device)).backward()
+                optimizer.step()
+            with torch.no_grad():
+                for inputs, targets in loader(reference_val, False):
+                    reference_scores(reference, to_input(inputs), 10)
+
+        ours_epoch_s = seconds(our_epoch, 1, device)
+        reference_epoch_s = seconds(reference_epoch, 1, device)
+        report["epoch"] = {"ours_seconds": ours_epoch_s, "reference_seconds": reference_epoch_s}
+        report["epoch_speedup"] = reference_epoch_s / ours_epoch_s
+
+    report["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if device.type == "cuda":
+        report["peak_gpu_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return report
+
+
+GOALS = {"epoch_speedup": 2.0, "loading_over_consumption": 5.0}
+
+
+def table(report: dict) -> str:
+    lines = [f"snn-study benchmark on {report['settings']['device']} ({report['data']}), batch {BATCH}"]
+    lines.append(f"  dense fp32 matmul: {report['matmul_gflops']:.0f} GFLOP/s")
+    for key in sorted(k for k in report if k.startswith("step_T")):
+        step = report[key]
+        lines.append(
+            f"  training step {key[5:]}: ours {step['ours_samples_per_s']:.0f} samples/s, reference "
+            f"{step['reference_samples_per_s']:.0f} samples/s, speedup {step['speedup']:.2f}x, compute efficiency "
+            f"{step['ours_compute_efficiency']:.1%} vs {step['reference_compute_efficiency']:.1%}"
+        )
+    lines.append(
+        f"  data path: ours {report['data_path']['ours_samples_per_s']:.0f} samples/s (cache built in "
+        f"{report['cache_build_seconds']:.1f} s), reference {report['data_path']['reference_samples_per_s']:.0f} samples/s"
+    )
+    lines.append(f"  epoch (loading + training + validation): ours {report['epoch']['ours_seconds']:.1f} s, reference {report['epoch']['reference_seconds']:.1f} s")
+    for key, goal in GOALS.items():
+        verdict = "met" if report[key] >= goal else f"missed by {goal / report[key]:.2f}x"
+        lines.append(f"  {key}: {report[key]:.2f} (goal {goal:g}: {verdict})")
+    lines.append(f"  step_speedup {report['step_speedup']:.2f}, peak RSS {report['peak_rss_mb']:.0f} MB")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m study.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--quick", action="store_true", help="T=25 only and fewer samples: about a minute")
+    parser.add_argument("--data-dir", type=Path, help="folder holding NMNIST/ (else synthetic data in its format)")
+    parser.add_argument("--threads", type=count, help="torch threads (default: torch's choice)")
+    parser.add_argument("--out", type=Path, default=Path("bench.json"), help="where to write the JSON report (default ./bench.json)")
+    args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda, but torch sees no CUDA device.", file=sys.stderr)
+        return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    report = run(args)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(table(report))
+    print(f"Written: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
