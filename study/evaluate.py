@@ -10,12 +10,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from study.checkpoint import read_checkpoint
+from study.checkpoint import load_model
 from study.cli import count, report
-from study.config import StudySettings
+from study.config import Hyperparams, StudySettings
 from study.errors import UserError
 from study.outcome import evaluate_on_test_split
 from study.run import prepare_data
+from study.trainable import pick_device
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-limit", type=count, help="class-balanced subset of the test split, in samples")
     args = parser.parse_args(argv)
     try:
-        payload = read_checkpoint(args.checkpoint)
+        device = pick_device()
+        model, payload = load_model(args.checkpoint, device)
         settings = StudySettings(
             dataset=payload["dataset"],
             arch=payload["arch"],
@@ -35,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
             test_limit=args.test_limit,
         )
         prepare_data(settings, splits=(False,))
-        result = evaluate_on_test_split(settings, args.checkpoint)
+        result = evaluate_on_test_split(settings, model, Hyperparams.from_dict(payload["hyperparams"]), device)
     except UserError as error:
         return report(error)
     synthetic = " (synthetic data)" if settings.synthetic else ""

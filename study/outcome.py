@@ -65,11 +65,8 @@ def best_checkpoint(results):
     return best
 
 
-def evaluate_on_test_split(settings: StudySettings, checkpoint_file: Path) -> dict:
-    """Evaluate an exported model on the test split: test_acc, test_loss (null if not finite), test_samples."""
-    device = pick_device()
-    model, payload = load_model(checkpoint_file, device)
-    hp = Hyperparams.from_dict(payload["hyperparams"])
+def evaluate_on_test_split(settings: StudySettings, model, hp: Hyperparams, device) -> dict:
+    """Evaluate a model on the test split: test_acc, test_loss (null if not finite), test_samples."""
     source = DATASETS[settings.dataset].source
     test_set = final_test_set(source, data_root(settings.data_dir, settings.synthetic), sample_request(settings, hp))
     result = evaluate(model, make_loader(test_set, hp.batch_size, shuffle=False), input_adapter(settings.dataset, settings.arch, hp), device)
@@ -111,7 +108,9 @@ def conclude(results, settings: StudySettings, plan: TunePlan, checkpoints_dir: 
             "checkpoint": str((export_dir / "best.pth").resolve()),
             "trial_checkpoint": checkpoint.path,
         }
-        best.update(evaluate_on_test_split(settings, export_best(checkpoint, export_dir)))
+        device = pick_device()
+        model, payload = load_model(export_best(checkpoint, export_dir), device)
+        best.update(evaluate_on_test_split(settings, model, Hyperparams.from_dict(payload["hyperparams"]), device))
         # The model's own description beside it, for readers that do not open the .pth.
         (export_dir / "config.json").write_text(
             json.dumps({**best, "dataset": settings.dataset, "arch": settings.arch, "synthetic": settings.synthetic}, indent=2, default=str) + "\n"

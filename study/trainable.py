@@ -154,7 +154,7 @@ def train_trial(config: dict, settings: StudySettings) -> None:
 
     root = data_root(settings.data_dir, settings.synthetic)
     train_set, val_set = train_val_datasets(DATASETS[settings.dataset].source, root, sample_request(settings, hp))
-    train_loader = make_loader(train_set, hp.batch_size, shuffle=True, seed=settings.seed)
+    train_loader = make_loader(train_set, hp.batch_size, shuffle=True)  # reseeded every epoch below
     val_loader = make_loader(val_set, hp.batch_size, shuffle=False)
     adapt = input_adapter(settings.dataset, settings.arch, hp)
 

@@ -30,7 +30,10 @@ def start_study(tmp_path: Path, name: str) -> subprocess.Popen:
     # A session of its own: the driver's local Ray can be cleaned up with it.
     return subprocess.Popen(
         [sys.executable, "-m", "study.run", *args], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        start_new_session=True,
+        # Ray saves the experiment state every 10 s or more; once a second lets a short study be
+        # killed right after the state records a finished trial.
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "TUNE_GLOBAL_CHECKPOINT_S": "1"},
     )
 
 
@@ -39,6 +42,35 @@ def wait_for_first_checkpoint(experiment: Path, driver: subprocess.Popen) -> Non
     while not list(experiment.glob("trial_*/checkpoint_*")) or not list(experiment.glob("experiment_state-*.json")):
         assert driver.poll() is None, "the study ended before it could be interrupted"
         assert time.monotonic() < deadline, "no checkpoint within 3 minutes"
+        time.sleep(0.2)
+
+
+def terminated_in_saved_state(experiment: Path) -> set[str]:
+    """Trial ids the experiment state Ray Tune last saved records as finished."""
+    states = sorted(experiment.glob("experiment_state-*.json"))
+    if not states:
+        return set()
+    try:
+        trials = [json.loads(entry[0]) for entry in json.loads(states[-1].read_text())["trial_data"]]
+    except (ValueError, KeyError, OSError):  # caught mid-write: look again
+        return set()
+    return {trial["trial_id"] for trial in trials if trial.get("status") == "TERMINATED"}
+
+
+def wait_for_a_finished_trial_on_record(experiment: Path, driver: subprocess.Popen) -> set[str]:
+    """Trials that ran every epoch and that Ray Tune's saved state records as finished."""
+    deadline = time.monotonic() + 180
+    while True:
+        assert driver.poll() is None, "the study ended before it could be interrupted"
+        assert time.monotonic() < deadline, "no finished trial recorded within 3 minutes"
+        finished = {
+            path.parent.name
+            for path in experiment.glob("trial_*/result.json")
+            if path.read_text().count("\n") == MAX_EPOCHS
+            and path.parent.name.removeprefix("trial_") in terminated_in_saved_state(experiment)
+        }
+        if finished:
+            return finished
         time.sleep(0.2)
 
 
@@ -58,7 +90,7 @@ def resume_and_check(tmp_path: Path, name: str) -> dict:
 def test_a_study_killed_with_sigkill_resumes(tmp_path, ray_runtime):
     driver = start_study(tmp_path, "killed")
     experiment = tmp_path / "results" / "killed"
-    wait_for_first_checkpoint(experiment, driver)
+    finished = wait_for_a_finished_trial_on_record(experiment, driver)
     os.kill(driver.pid, signal.SIGKILL)
     driver.wait()
     try:
@@ -66,14 +98,9 @@ def test_a_study_killed_with_sigkill_resumes(tmp_path, ray_runtime):
     except ProcessLookupError:
         pass
     assert not (experiment / "summary.json").exists()
-    finished_before = {
-        path.parent.name: path.read_text().count("\n")
-        for path in experiment.glob("trial_*/result.json")
-        if path.read_text().count("\n") == MAX_EPOCHS
-    }
     resume_and_check(tmp_path, "killed")
-    for trial, lines in finished_before.items():  # finished trials were not run again
-        assert (experiment / trial / "result.json").read_text().count("\n") == lines
+    for trial in finished:  # finished trials were not run again
+        assert (experiment / trial / "result.json").read_text().count("\n") == MAX_EPOCHS
 
 
 def test_a_study_stopped_with_sigterm_saves_its_state_and_resumes(tmp_path, ray_runtime):
