@@ -1,0 +1,1 @@
+"""After the studies: figures, Grad-CAM maps, spike visualizations and the SNN-vs-ANN report."""
