@@ -34,33 +34,41 @@ from study.config import Hyperparams
 from study.data.frames import FrameDataset, FrameSpec, cached_frames, frame_transform
 from study.data.sources import NMNIST_SOURCE, RawSplit
 from study.data.synthetic import write_nmnist
-from study.models.common import class_scores
-from study.models.neurons import spike_grad
+from study.models.common import Output, class_scores
+from study.models.neurons import SURROGATES
 from study.registry import build_model
 from study.trainable import evaluate, train_one_epoch
 
 BATCH = 64
 
 
-def reference_network(ours: nn.Module, hp: Hyperparams) -> nn.Sequential:
-    """Tutorial 7's network: our layers and weights, `snn.Leaky(init_hidden=True)` between them."""
+class ReferenceSCNN(nn.Module):
+    """Tutorial 7's network: our layers and weights (plain NCHW, fp32), `snn.Leaky(init_hidden=True)` between them."""
 
-    def neuron(**extra) -> snn.Leaky:
-        return snn.Leaky(beta=hp.beta, threshold=hp.threshold, spike_grad=spike_grad(hp), init_hidden=True, **extra)
+    spiking = True
 
-    return nn.Sequential(
-        copy.deepcopy(ours.conv1), neuron(), copy.deepcopy(ours.conv2), neuron(), copy.deepcopy(ours.fc), neuron(output=True)
-    )
+    def __init__(self, ours: nn.Module, hp: Hyperparams):
+        super().__init__()
 
+        def neuron(**extra) -> snn.Leaky:
+            surrogate = SURROGATES[hp.surrogate](slope=hp.slope)  # snnTorch's own function, as in the tutorial
+            return snn.Leaky(beta=hp.beta, threshold=hp.threshold, spike_grad=surrogate, init_hidden=True, **extra)
 
-def reference_scores(net: nn.Sequential, frames: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """The tutorial's forward pass: reset, then the whole network once per step of `[T, B, ...]`."""
-    utils.reset(net)
-    spikes = []
-    for step in frames:
-        spk_out, _ = net(step)
-        spikes.append(spk_out)
-    return class_scores(torch.stack(spikes), num_classes)
+        layers = [copy.deepcopy(ours.conv1), neuron(), copy.deepcopy(ours.conv2), neuron(), copy.deepcopy(ours.fc), neuron(output=True)]
+        self.net = nn.Sequential(*layers).to(memory_format=torch.contiguous_format)
+        self.num_classes = ours.num_classes
+
+    def run(self, frames: torch.Tensor) -> Output:
+        """The tutorial's forward pass: reset, then the whole network once per step of `[T, B, ...]`."""
+        utils.reset(self.net)
+        spikes = []
+        for step in frames:
+            spk_out, _ = self.net(step)
+            spikes.append(spk_out)
+        return Output(class_scores(torch.stack(spikes), self.num_classes))
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.run(frames).scores
 
 
 def multiply_accumulates(model: nn.Module, frames: torch.Tensor) -> int:
@@ -164,7 +172,7 @@ def run(args: argparse.Namespace) -> dict:
     for num_steps in steps_list:
         hp = Hyperparams(num_steps=num_steps)
         ours = build_model("nmnist", "scnn", hp).to(device)
-        reference = reference_network(ours, hp).to(device)
+        reference = ReferenceSCNN(ours, hp).to(device)
         frames = (torch.rand(num_steps, BATCH, 2, 34, 34, device=device) < 0.05).float()  # [T, B, C, H, W]
         targets = torch.randint(0, 10, (BATCH,), device=device)
 
@@ -179,7 +187,7 @@ def run(args: argparse.Namespace) -> dict:
             return once
 
         ours_s = seconds(step(ours, lambda m, x: m.run(x).scores), repeats, device)
-        reference_s = seconds(step(reference, lambda m, x: reference_scores(m, x, 10)), repeats, device)
+        reference_s = seconds(step(reference, lambda m, x: m.run(x).scores), repeats, device)
         flops = 2 * 3 * multiply_accumulates(ours, frames)  # 2 FLOPs a MAC; backward ~ twice the forward
         report[f"step_T{num_steps}"] = {
             "ours_samples_per_s": BATCH / ours_s,
@@ -217,7 +225,7 @@ def run(args: argparse.Namespace) -> dict:
 
         hp = Hyperparams(num_steps=25)
         ours = build_model("nmnist", "scnn", hp).to(device)
-        reference = reference_network(ours, hp).to(device)
+        reference = ReferenceSCNN(ours, hp).to(device)
         to_input = lambda batch: batch.to(device).transpose(0, 1)  # [B, T, P, H, W] -> [T, B, P, H, W]
 
         def our_epoch():
@@ -229,11 +237,11 @@ def run(args: argparse.Namespace) -> dict:
             optimizer = torch.optim.Adam(reference.parameters(), lr=1e-3)
             for inputs, targets in loader(reference_train, True):
                 optimizer.zero_grad(set_to_none=True)
-                F.cross_entropy(reference_scores(reference, to_input(inputs), 10), targets.to(device)).backward()
+                F.cross_entropy(reference.run(to_input(inputs)).scores, targets.to(device)).backward()
                 optimizer.step()
             with torch.no_grad():
                 for inputs, targets in loader(reference_val, False):
-                    reference_scores(reference, to_input(inputs), 10)
+                    reference.run(to_input(inputs))
 
         ours_epoch_s = seconds(our_epoch, 1, device)
         reference_epoch_s = seconds(reference_epoch, 1, device)

@@ -65,6 +65,7 @@ class StudySettings:
     test_limit: int | None = None
     val_fraction: float = 0.1
     cpus_per_trial: float = 1.0
+    precision: str = "auto"  # "auto", "fp32" or "bf16": see study.precision
 
     @property
     def torch_threads(self) -> int:

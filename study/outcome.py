@@ -12,6 +12,7 @@ from study.config import METRIC, MODE, Hyperparams, StudySettings
 from study.data import data_root, final_test_set
 from study.experiment import SUMMARY_FILE, write_text
 from study.files import replaced_atomically
+from study.precision import resolve
 from study.registry import DATASETS
 from study.trainable import CHECKPOINT_FILE, EPOCH_METRICS, evaluate, input_adapter, make_loader, pick_device, sample_request
 from study.tuning import TunePlan
@@ -69,7 +70,8 @@ def evaluate_on_test_split(settings: StudySettings, model, hp: Hyperparams, devi
     """Evaluate a model on the test split: test_acc, test_loss (null if not finite), test_samples."""
     source = DATASETS[settings.dataset].source
     test_set = final_test_set(source, data_root(settings.data_dir, settings.synthetic), sample_request(settings, hp))
-    result = evaluate(model, make_loader(test_set, hp.batch_size, shuffle=False), input_adapter(settings.dataset, settings.arch, hp), device)
+    loader, adapt = make_loader(test_set, hp.batch_size, shuffle=False), input_adapter(settings.dataset, settings.arch, hp)
+    result = evaluate(model, loader, adapt, device, resolve(settings.precision, device))
     return {"test_acc": result.acc, "test_loss": _json_number(result.loss), "test_samples": len(test_set)}
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from torch import nn
 
 import search_spaces.dvsgesture
@@ -72,4 +73,5 @@ def build_model(dataset: str, arch: str, hp: Hyperparams) -> nn.Module:
     """A fresh model of `arch` shaped for `dataset`."""
     source = lookup(DATASETS, dataset, "dataset").source
     model_class = lookup(ARCHITECTURES, arch, "architecture")
-    return model_class(source.input_shape(hp.frame_size), source.num_classes, hp)
+    model = model_class(source.input_shape(hp.frame_size), source.num_classes, hp)
+    return model.to(memory_format=torch.channels_last) if model_class.channels_last else model

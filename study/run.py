@@ -23,6 +23,7 @@ from study.data import data_root, is_synthetic
 from study.data.synthetic import ensure_synthetic
 from study.errors import UserError
 from study.experiment import STUDY_FILE, check_new, check_storage_writable, load_study, save_study
+from study.precision import PRECISIONS
 from study.registry import ARCHITECTURES, DATASETS
 
 # --smoke: a whole study on tiny subsets, about a minute on 2 CPU cores.
@@ -54,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--train-limit", type=count, help="class-balanced subset of the training set, in samples")
     parser.add_argument("--val-limit", type=count, help="class-balanced subset of the validation set, in samples")
     parser.add_argument("--test-limit", type=count, help="class-balanced subset of the test set, in samples")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="fp32, or bf16 autocast; auto: bf16 where the trial's GPU or CPU computes it natively (default auto)",
+    )
     parser.add_argument("--max-failures", type=retries, default=1, help="retries of a trial that raised, from its last checkpoint (default 1)")
     parser.add_argument("--dashboard-host", default="127.0.0.1", help="interface of the Ray dashboard of a local cluster (default 127.0.0.1: private)")
     return parser
@@ -89,6 +96,7 @@ def interpret(args: argparse.Namespace) -> Invocation:
         val_limit=chosen["val_limit"],
         test_limit=chosen["test_limit"],
         cpus_per_trial=args.cpus_per_trial,
+        precision=args.precision,
     )
     storage = args.storage if "://" in args.storage else str(Path(args.storage).resolve())
     name = args.name or f"{args.dataset}-{arch}" + ("-synthetic" if args.synthetic else "")

@@ -25,6 +25,7 @@ from study.config import Hyperparams, StudySettings
 from study.data import SampleRequest, data_root, train_val_datasets
 from study.data.encoding import to_model_input
 from study.data.frames import FrameSpec
+from study.precision import autocast, resolve
 from study.registry import ARCHITECTURES, DATASETS, build_model
 
 CHECKPOINT_FILE = "checkpoint.pth"
@@ -88,15 +89,16 @@ class EpochResult:
         return not math.isfinite(self.loss)
 
 
-def _run_epoch(model, loader, adapt, device, optimizer=None) -> EpochResult:
+def _run_epoch(model, loader, adapt, device, optimizer=None, precision: str = "fp32") -> EpochResult:
     training = optimizer is not None
     model.train(training)
     total_loss, correct, seen, spikes, updates = 0.0, 0, 0, 0.0, 0
     with torch.set_grad_enabled(training):
         for inputs, targets in loader:
             inputs, targets = inputs.to(device), targets.to(device)
-            output = model.run(adapt(inputs))
-            loss = F.cross_entropy(output.scores, targets)
+            with autocast(precision, device):
+                output = model.run(adapt(inputs))
+            loss = F.cross_entropy(output.scores.float(), targets)
             loss_value = float(loss.detach())  # one device sync per batch: the running totals need it anyway
             if not math.isfinite(loss_value):
                 return EpochResult(math.nan, correct / max(seen, 1), None)  # diverged: stop here
@@ -112,14 +114,14 @@ def _run_epoch(model, loader, adapt, device, optimizer=None) -> EpochResult:
     return EpochResult(total_loss / seen, correct / seen, spikes / updates if updates else None)
 
 
-def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer, adapt: Adapter, device) -> EpochResult:
-    """One pass over `loader` with gradient steps."""
-    return _run_epoch(model, loader, adapt, device, optimizer)
+def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer, adapt: Adapter, device, precision: str = "fp32") -> EpochResult:
+    """One pass over `loader` with gradient steps; `precision` "fp32" or "bf16" (see study.precision)."""
+    return _run_epoch(model, loader, adapt, device, optimizer, precision)
 
 
-def evaluate(model: nn.Module, loader: DataLoader, adapt: Adapter, device) -> EpochResult:
+def evaluate(model: nn.Module, loader: DataLoader, adapt: Adapter, device, precision: str = "fp32") -> EpochResult:
     """Loss, accuracy and spike rate on `loader`, without gradients."""
-    return _run_epoch(model, loader, adapt, device)
+    return _run_epoch(model, loader, adapt, device, precision=precision)
 
 
 # What every trial reports each epoch (plus `epoch`, `spike_rate` for spiking models, `diverged` when it did).
@@ -151,6 +153,7 @@ def train_trial(config: dict, settings: StudySettings) -> None:
     torch.set_num_threads(settings.torch_threads)
     torch.manual_seed(settings.seed)
     device = pick_device(in_trial=True)
+    precision = resolve(settings.precision, device)
 
     root = data_root(settings.data_dir, settings.synthetic)
     train_set, val_set = train_val_datasets(DATASETS[settings.dataset].source, root, sample_request(settings, hp))
@@ -171,9 +174,9 @@ def train_trial(config: dict, settings: StudySettings) -> None:
     for epoch in range(first_epoch, settings.max_epochs + 1):
         started = time.perf_counter()
         train_loader.generator.manual_seed(settings.seed + epoch)  # the same order whether resumed or not
-        train = train_one_epoch(model, train_loader, optimizer, adapt, device)
+        train = train_one_epoch(model, train_loader, optimizer, adapt, device, precision)
         # A diverged network has nothing left to learn or to validate: report it and stop the trial.
-        val = evaluate(model, val_loader, adapt, device) if not train.diverged else EpochResult(math.nan, 0.0, None)
+        val = evaluate(model, val_loader, adapt, device, precision) if not train.diverged else EpochResult(math.nan, 0.0, None)
         metrics = epoch_metrics(epoch, train, val, time.perf_counter() - started)
         with tempfile.TemporaryDirectory() as folder:
             save_checkpoint(

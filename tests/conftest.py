@@ -43,3 +43,24 @@ def ray_runtime():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def smoke_experiments(tmp_path_factory, ray_runtime, data_root) -> Path:
+    """Finished --smoke --synthetic studies of the CNN on MNIST and the spiking CNN on N-MNIST (~30 s each).
+
+    Returns the storage folder; the experiments are `mnist-cnn-synthetic` and `nmnist-scnn-synthetic`
+    in it, their best models under the sibling `checkpoints/`.
+    """
+    from study.run import main
+
+    workspace = tmp_path_factory.mktemp("analysis-studies")
+    for dataset, arch in (("mnist", "cnn"), ("nmnist", "scnn")):
+        status = main([
+            dataset, "--arch", arch, "--smoke", "--synthetic",
+            "--data-dir", str(data_root),  # the synthetic data goes to data_root/synthetic
+            "--storage", str(workspace / "results"),
+            "--checkpoints-dir", str(workspace / "checkpoints"),
+        ])
+        assert status == 0, f"the {dataset} {arch} smoke study failed"
+    return workspace / "results"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from study.bench import multiply_accumulates, reference_network, reference_scores
+from study.bench import ReferenceSCNN, multiply_accumulates
 from study.config import Hyperparams
 from study.registry import build_model
 
@@ -13,13 +13,13 @@ def test_reference_network_computes_the_same_spikes_as_ours():
     torch.manual_seed(0)
     hp = Hyperparams(num_steps=6, threshold=0.5)
     ours = build_model("nmnist", "scnn", hp).eval()
-    reference = reference_network(ours, hp).eval()
+    reference = ReferenceSCNN(ours, hp).eval()
     frames = (torch.rand(6, 4, 2, 34, 34) < 0.2).float()  # [T, B, C, H, W]
     with torch.no_grad():
         expected = ours.run(frames).scores
         assert expected.sum() > 0
-        assert torch.equal(reference_scores(reference, frames, 10), expected)
-        assert torch.equal(reference_scores(reference, frames, 10), expected)  # the reset between passes works
+        assert torch.equal(reference.run(frames).scores, expected)
+        assert torch.equal(reference.run(frames).scores, expected)  # the reset between passes works
 
 
 def test_multiply_accumulates_of_the_spiking_cnn():

@@ -13,6 +13,7 @@ class CNN(nn.Module):
     """conv 12@5x5 - pool - ReLU - conv 32@5x5 - pool - ReLU - linear. Takes `[B, C, H, W]`."""
 
     spiking = False
+    channels_last = True  # oneDNN's preferred layout: training step 2.2x faster on CPU (see docs/benchmarks.md)
 
     def __init__(self, input_shape: tuple[int, int, int], num_classes: int, hp: Hyperparams):
         super().__init__()

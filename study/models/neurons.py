@@ -13,16 +13,13 @@ from __future__ import annotations
 
 import snntorch as snn
 import torch
-from snntorch import surrogate
 from snntorch._neurons.neurons import SpikingNeuron
 
 from study.config import Hyperparams
+from study.models.lif_scan import SNNTORCH_SURROGATES, Surrogate, leaky_scan
 
 # Surrogate gradients by name; `slope` is each one's steepness (the same scale for both, default 25).
-SURROGATES = {
-    "fast_sigmoid": lambda slope: surrogate.fast_sigmoid(slope=slope),
-    "sigmoid": lambda slope: surrogate.sigmoid(slope=slope),
-}
+SURROGATES = SNNTORCH_SURROGATES
 
 
 def untracked(neuron: SpikingNeuron) -> SpikingNeuron:
@@ -31,8 +28,8 @@ def untracked(neuron: SpikingNeuron) -> SpikingNeuron:
     return neuron
 
 
-def spike_grad(hp: Hyperparams):
-    return SURROGATES[hp.surrogate](hp.slope)
+def spike_grad(hp: Hyperparams) -> Surrogate:
+    return Surrogate(hp.surrogate, hp.slope)
 
 
 def leaky(hp: Hyperparams) -> snn.Leaky:
@@ -49,7 +46,13 @@ def leaky(hp: Hyperparams) -> snn.Leaky:
 
 
 def leaky_over_time(neuron: snn.Leaky, current: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run `neuron` over input current `[T, B, ...]`, from zero state; returns spikes and membrane `[T, B, ...]`."""
+    """Run `neuron` over input current `[T, B, ...]`, from zero state; returns spikes and membrane `[T, B, ...]`.
+
+    Our neurons (subtractive reset, a `Surrogate`) take the fused scan of `lif_scan`; any other
+    `snn.Leaky` steps through time as snnTorch does.
+    """
+    if isinstance(neuron.spike_grad, Surrogate) and neuron.reset_mechanism == "subtract" and neuron.reset_delay:
+        return leaky_scan(current, neuron.beta, neuron.threshold, neuron.spike_grad)
     mem = torch.zeros_like(current[0])
     spikes, membrane = [], []
     for step in current:

@@ -18,6 +18,7 @@ class SpikingCNN(nn.Module):
     """conv-pool-LIF, conv-pool-LIF, linear-LIF with `num_classes x population` output neurons."""
 
     spiking = True
+    channels_last = True  # oneDNN's preferred layout: training step 1.2-1.3x faster on CPU (see docs/benchmarks.md)
 
     def __init__(self, input_shape: tuple[int, int, int], num_classes: int, hp: Hyperparams):
         super().__init__()

@@ -1,0 +1,126 @@
+"""The comparison table: one row per study, from summary.json, the trial histories and the best model's operations."""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from analysis.content import Table, si
+from analysis.experiment import Experiment
+from analysis.operations import OperationCount
+from study.config import Hyperparams
+
+SECTION = "Comparison"
+
+
+@dataclass(frozen=True)
+class StudyRow:
+    """One study's numbers. Accuracies are fractions; `time_steps` is None for the CNN (one pass, no time)."""
+
+    name: str
+    dataset: str
+    arch: str
+    spiking: bool
+    synthetic: bool
+    best_val_acc: float
+    best_val_loss: float | None
+    test_acc: float
+    test_loss: float | None
+    test_samples: int
+    parameters: int
+    model_bytes: int
+    time_steps: int | None
+    seconds_per_epoch: float  # mean epoch_seconds of the best trial
+    search_epochs: int  # epochs run by every trial of the search together
+    trials: int
+    macs: float  # per test sample
+    synops: float
+    ops: float
+    activation_sparsity: float
+    operation_samples: int  # test samples the operations were averaged over
+
+
+def study_row(experiment: Experiment, operations: OperationCount, hp: Hyperparams, operation_samples: int) -> StudyRow:
+    best = experiment.best
+    history = experiment.best_trial.history
+    return StudyRow(
+        name=experiment.name,
+        dataset=experiment.dataset,
+        arch=experiment.arch,
+        spiking=experiment.spiking,
+        synthetic=experiment.synthetic,
+        best_val_acc=best["val_acc"],
+        best_val_loss=best["val_loss"],
+        test_acc=best["test_acc"],
+        test_loss=best["test_loss"],
+        test_samples=best["test_samples"],
+        parameters=operations.parameters,
+        model_bytes=operations.model_bytes,
+        time_steps=hp.num_steps if experiment.spiking else None,
+        seconds_per_epoch=float(history["epoch_seconds"].mean()) if "epoch_seconds" in history else math.nan,
+        search_epochs=sum(trial.epochs for trial in experiment.trials),
+        trials=len(experiment.trials),
+        macs=operations.macs,
+        synops=operations.synops,
+        ops=operations.ops,
+        activation_sparsity=operations.activation_sparsity,
+        operation_samples=operation_samples,
+    )
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None or math.isnan(value) else f"{100 * value:.1f}%"
+
+
+def _number(spec: str) -> Callable:
+    return lambda value: "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
+
+
+# Column header -> how to show a row's value; the order of the table.
+COLUMNS: dict[str, Callable[[StudyRow], str]] = {
+    "study": lambda row: row.name,
+    "dataset": lambda row: row.dataset + (" (synthetic)" if row.synthetic else ""),
+    "network": lambda row: row.arch + (" (spiking)" if row.spiking else ""),
+    "best val acc": lambda row: _percent(row.best_val_acc),
+    "best val loss": lambda row: _number(".3f")(row.best_val_loss),
+    "test acc": lambda row: _percent(row.test_acc),
+    "test loss": lambda row: _number(".3f")(row.test_loss),
+    "parameters": lambda row: _number(",d")(row.parameters),
+    "model bytes": lambda row: _number(",d")(row.model_bytes),
+    "time steps": lambda row: _number("d")(row.time_steps),
+    "s / epoch": lambda row: _number(".2f")(row.seconds_per_epoch),
+    "search epochs": lambda row: f"{row.search_epochs} ({row.trials} trials)",
+    "MACs / sample": lambda row: si(row.macs),
+    "SynOps / sample": lambda row: si(row.synops),
+    "activation sparsity": lambda row: _percent(row.activation_sparsity),
+}
+
+
+def comparison_table(rows: list[StudyRow]) -> Table:
+    caption = (
+        "Per study: the best trial's validation and test results (test on "
+        + ", ".join(f"{row.test_samples} samples of {row.dataset}" for row in rows)
+        + "); operations per test sample of the best model: multiply-accumulates (MACs) for non-spike inputs, "
+        "synaptic operations (SynOps: accumulates triggered by spikes) for spike inputs; activation sparsity: "
+        "fraction of zero spikes (SNN) or zero ReLU outputs (CNN); s / epoch: the best trial's mean; "
+        "search epochs: all trials together."
+    )
+    return Table(
+        caption=caption,
+        section=SECTION,
+        headers=list(COLUMNS),
+        rows=[[show(row) for show in COLUMNS.values()] for row in rows],
+    )
+
+
+def write_csv(rows: list[StudyRow], path: Path) -> Path:
+    """The table's raw numbers, for whoever makes their own plots or paper tables."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=list(asdict(rows[0])))
+        writer.writeheader()
+        writer.writerows(asdict(row) for row in rows)
+    return path

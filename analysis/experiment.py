@@ -1,0 +1,189 @@
+"""One finished experiment folder, read for analysis: settings, summary, per-trial histories, checkpoints.
+
+An experiment is `<storage>/<name>` as `python -m study.run` leaves it: `study.json` (how it was
+started), `summary.json` (written when it ends) and one `trial_<id>/` folder per trial holding
+`progress.csv` (one row per epoch) and `checkpoint_<n>/checkpoint.pth`. Paths are taken relative
+to the folder, so an experiment that was moved or copied still reads.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import pandas as pd
+
+from analysis.content import plural
+from study.checkpoint import read_checkpoint
+from study.config import METRIC, MODE
+from study.errors import UserError
+from study.experiment import STUDY_FILE, SUMMARY_FILE
+from study.registry import ARCHITECTURES
+from study.trainable import CHECKPOINT_FILE, EPOCH_METRICS
+
+RESULTS_DIR = Path("results")  # the default --storage of python -m study.run
+HISTORY_COLUMNS = ("epoch", *EPOCH_METRICS)
+
+
+@dataclass(frozen=True, eq=False)
+class Trial:
+    trial_id: str
+    config: dict  # what the search chose for this trial
+    status: str  # completed / stopped early / diverged / error (see study.outcome)
+    epochs: int
+    history: pd.DataFrame  # one row per epoch: HISTORY_COLUMNS that the trial reported
+    checkpoint: Path | None  # its last checkpoint, None when it never saved one
+
+    @property
+    def score(self) -> float | None:
+        """The trial's best METRIC over its epochs (what Tune ranks its checkpoints by), None without one."""
+        values = self.history[METRIC].dropna() if METRIC in self.history else pd.Series(dtype=float)
+        if values.empty:
+            return None
+        return float(values.max() if MODE == "max" else values.min())
+
+
+@dataclass(frozen=True, eq=False)
+class Experiment:
+    name: str
+    path: Path
+    settings: dict  # study.json "settings": dataset, arch, data_dir, max_epochs, synthetic, limits
+    summary: dict  # summary.json
+    trials: tuple[Trial, ...]
+    best_checkpoint: Path  # the exported best model, or the best trial's checkpoint where it is gone
+
+    @property
+    def dataset(self) -> str:
+        return self.summary["dataset"]
+
+    @property
+    def arch(self) -> str:
+        return self.summary["arch"]
+
+    @property
+    def spiking(self) -> bool:
+        return ARCHITECTURES[self.arch].spiking
+
+    @property
+    def synthetic(self) -> bool:
+        return bool(self.summary.get("synthetic"))
+
+    @property
+    def best(self) -> dict:
+        """summary.json "best": trial_id, config, epoch, val_acc, val_loss, test_acc, test_loss, test_samples."""
+        return self.summary["best"]
+
+    @property
+    def title(self) -> str:
+        return f"{self.arch} on {self.dataset}" + (" (synthetic)" if self.synthetic else "")
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.settings["data_dir"])
+
+    @cached_property
+    def best_trial(self) -> Trial:
+        return next(trial for trial in self.trials if trial.trial_id == self.best["trial_id"])
+
+    @property
+    def scored_trials(self) -> list[Trial]:
+        """Trials that reported METRIC at least once (every one the search can learn from)."""
+        return [trial for trial in self.trials if trial.score is not None]
+
+
+def find_experiment(spec: str | Path, results_dir: Path = RESULTS_DIR) -> Path:
+    """An experiment folder from a path or from a name under `results_dir`; UserError when neither."""
+    path = Path(spec) if Path(spec).exists() else results_dir / str(spec)
+    if not path.exists():
+        known = sorted(study_file.parent.name for study_file in results_dir.glob(f"*/{STUDY_FILE}"))
+        listing = f"Experiments there: {', '.join(known)}." if known else "There is no experiment there."
+        raise UserError(f"No experiment {str(spec)!r}: it is neither a folder nor a name under {results_dir.resolve()}. {listing}")
+    if not path.is_dir():
+        raise UserError(f"{path} is a file, not an experiment folder (give the folder that holds {STUDY_FILE}).")
+    if not (path / STUDY_FILE).is_file():
+        raise UserError(f"{path} is not an experiment folder: it has no {STUDY_FILE} (python -m study.run writes one when a study starts).")
+    return path
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise UserError(f"{path} cannot be read ({error}).") from None
+
+
+def read_history(trial_dir: Path) -> pd.DataFrame:
+    """A trial's progress.csv, one row per epoch; empty when it reported nothing."""
+    try:
+        frame = pd.read_csv(trial_dir / "progress.csv")
+    except (FileNotFoundError, pd.errors.EmptyDataError):
+        return pd.DataFrame(columns=["epoch"])
+    frame = frame[[column for column in HISTORY_COLUMNS if column in frame]]
+    # A trial restored after a crash may report an epoch twice; its last report stands.
+    return frame.drop_duplicates("epoch", keep="last").sort_values("epoch").reset_index(drop=True)
+
+
+def last_checkpoint(trial_dir: Path) -> Path | None:
+    saved = sorted(trial_dir.glob(f"checkpoint_*/{CHECKPOINT_FILE}"))
+    return saved[-1] if saved else None
+
+
+def _locate_best(path: Path, best: dict) -> Path:
+    """The exported best.pth; where it was moved away, the best trial's checkpoint inside the experiment."""
+    exported = Path(best["checkpoint"])
+    if exported.is_file():
+        return exported
+    trial_checkpoint = Path(best["trial_checkpoint"])
+    inside = path / trial_checkpoint.parent.name / trial_checkpoint.name / CHECKPOINT_FILE
+    if inside.is_file():
+        return inside
+    raise UserError(f"The best model of {path.name} is gone: neither {exported} nor {inside} exists.")
+
+
+def _check_belongs(checkpoint: Path, summary: dict, name: str) -> None:
+    """A best checkpoint of another dataset or architecture would make every model figure wrong."""
+    payload = read_checkpoint(checkpoint)
+    if (payload["dataset"], payload["arch"]) != (summary["dataset"], summary["arch"]):
+        raise UserError(
+            f"{checkpoint} holds a {payload['arch']} for {payload['dataset']}, but the experiment {name} studied "
+            f"a {summary['arch']} for {summary['dataset']}: it is not this experiment's model."
+        )
+
+
+def load_experiment(spec: str | Path, results_dir: Path = RESULTS_DIR) -> Experiment:
+    """Read a finished experiment (a folder, or a name under `results_dir`); UserError when it is not one."""
+    path = find_experiment(spec, results_dir).resolve()
+    settings = _read_json(path / STUDY_FILE)["settings"]
+    if not (path / SUMMARY_FILE).is_file():
+        raise UserError(
+            f"The experiment {path.name} at {path} has no finished trial to analyse: there is no {SUMMARY_FILE} "
+            f"(a study writes it when it ends; an interrupted one continues with python -m study.run --resume)."
+        )
+    summary = _read_json(path / SUMMARY_FILE)
+    trials = tuple(
+        Trial(
+            trial_id=row["trial_id"],
+            config=row["config"],
+            status=row["status"],
+            epochs=row["epochs"],
+            history=read_history(path / Path(row["path"]).name),
+            checkpoint=last_checkpoint(path / Path(row["path"]).name),
+        )
+        for row in summary["trials"]
+    )
+    if summary["best"] is None or not any(trial.epochs for trial in trials):
+        raise UserError(f"The experiment {path.name} at {path} has no finished trial: none of its {plural(len(trials), 'trial')} finished an epoch.")
+    best = _locate_best(path, summary["best"])
+    _check_belongs(best, summary, path.name)
+    return Experiment(name=path.name, path=path, settings=settings, summary=summary, trials=trials, best_checkpoint=best)
+
+
+def trial_table(experiment: Experiment) -> pd.DataFrame:
+    """One row per trial, best first: id, status, epochs, score and the hyperparameters it tried."""
+    rows = [
+        {"trial_id": t.trial_id, "status": t.status, "epochs": t.epochs, f"best {METRIC}": t.score, **t.config}
+        for t in experiment.trials
+    ]
+    return pd.DataFrame(rows).sort_values(f"best {METRIC}", ascending=MODE != "max", na_position="last").reset_index(drop=True)

@@ -1,0 +1,108 @@
+"""What the search varied, on which scale, and which choice mattered most (Optuna's PED-ANOVA).
+
+Importance is computed by replaying the trials into an in-memory Optuna study
+(`optuna.trial.create_trial`): each trial's score is its best validation METRIC, and each
+parameter's distribution spans the values the trials took. PED-ANOVA is Optuna's default
+evaluator and needs no scikit-learn (fANOVA and mean-decrease-impurity do; scikit-learn is a
+development dependency only).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from dataclasses import dataclass
+
+import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+
+from analysis.experiment import Experiment, Trial
+from study.config import MODE
+from study.registry import SEARCH_SPACES
+
+IMPORTANCE_METHOD = "PED-ANOVA"
+IMPORTANCE_EVALUATOR = "optuna.importance.PedAnovaImportanceEvaluator"  # Optuna's default evaluator
+
+
+@dataclass(frozen=True)
+class Importance:
+    values: dict[str, float]  # parameter -> share of the total importance, largest first, summing to 1
+    trials: int  # how many scored trials it rests on
+    method: str = IMPORTANCE_METHOD
+
+
+@contextlib.contextmanager
+def quiet_optuna():
+    """Optuna logs every study it creates and warns about small samples; the report states its limits itself."""
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
+def searched_values(trials: list[Trial]) -> dict[str, list]:
+    """Parameter -> its value in each trial (None where a conditional parameter was absent), for every
+    parameter that took at least two different values: what the search actually explored."""
+    names = sorted({name for trial in trials for name in trial.config})
+    table = {name: [trial.config.get(name) for trial in trials] for name in names}
+    return {name: values for name, values in table.items() if len({v for v in values if v is not None}) >= 2}
+
+
+def log_scaled(experiment: Experiment) -> set[str]:
+    """Parameters the study's search space draws on a log scale, asked of the define-by-run space itself.
+
+    Every trial's config is replayed (enqueued) so that conditional branches the search took are seen.
+    """
+    space = SEARCH_SPACES.get((experiment.dataset, experiment.arch))
+    if space is None:
+        return set()
+    names: set[str] = set()
+    with quiet_optuna():
+        study = optuna.create_study()
+        for trial in experiment.trials:
+            study.enqueue_trial(trial.config, skip_if_exists=False)
+            asked = study.ask()
+            space.define(asked)
+            names |= {name for name, dist in asked.distributions.items() if getattr(dist, "log", False)}
+    return names
+
+
+def infer_distribution(values: list, log: bool) -> BaseDistribution:
+    """The narrowest Optuna distribution that holds `values` (None entries ignored)."""
+    present = [value for value in values if value is not None]
+    if all(isinstance(value, (bool, str)) for value in present):
+        return CategoricalDistribution(sorted(set(present), key=str))
+    low, high = min(present), max(present)
+    if all(isinstance(value, int) for value in present):
+        return IntDistribution(low, high, log=log and low > 0)
+    return FloatDistribution(float(low), float(high), log=log and low > 0)
+
+
+def parameter_importance(experiment: Experiment) -> Importance | str:
+    """Normalized importances of the searched parameters for reaching a high score, or why there are none."""
+    trials = experiment.scored_trials
+    if len(trials) < 2:
+        return f"parameter importance needs at least 2 trials with a validation score; this study has {len(trials)}"
+    searched = searched_values(trials)
+    if not searched:
+        return "no hyperparameter took two different values in this study's trials"
+    logs = log_scaled(experiment)
+    distributions = {name: infer_distribution(values, name in logs) for name, values in searched.items()}
+    with quiet_optuna():
+        study = optuna.create_study(direction="maximize" if MODE == "max" else "minimize")
+        for trial in trials:
+            present = {name: trial.config[name] for name in searched if trial.config.get(name) is not None}
+            study.add_trial(
+                optuna.trial.create_trial(
+                    params=present, distributions={name: distributions[name] for name in present}, value=trial.score
+                )
+            )
+        raw = optuna.importance.get_param_importances(study, evaluator=optuna.importance.PedAnovaImportanceEvaluator(), normalize=False)
+    total = sum(raw.values())
+    if total <= 0:
+        return f"PED-ANOVA found no difference between the best of the {len(trials)} trials and the rest"
+    return Importance({name: value / total for name, value in raw.items()}, len(trials))

@@ -1,0 +1,134 @@
+"""`python -m analysis.report RESULTS... [--label LABEL]`: one page comparing finished studies.
+
+Each RESULTS is an experiment folder or a name under ./results. Writes `<out-dir>/<label>/index.html`
+and `report.md` with the same figures (beside them, linked relatively) and tables.
+Exit status 2 on bad input (not an experiment, no finished trial, a checkpoint of another model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from analysis.comparison import comparison_table, study_row, write_csv
+from analysis.content import Note, Report
+from analysis.experiment import Experiment, load_experiment
+from analysis.gradcam import gradcam_artifacts
+from analysis.hyperparameters import Importance, parameter_importance
+from analysis.operations import count_operations
+from analysis.page import html
+from analysis.samples import load_with_samples
+from analysis.spikes import spike_artifacts
+from analysis.study_figures import SECTION as STUDY_SECTION
+from analysis.study_figures import hyperparameter_effects, importance_chart, learning_curves, parallel_coordinates
+from analysis.tradeoff import trial_operations, tradeoff_figure
+from analysis.weights import weight_artifacts
+from analysis.writeup import markdown, summary_sentences
+from study.cli import count
+from study.cli import report as report_error
+from study.errors import UserError
+from study.files import replaced_atomically
+
+# Operations of every trial's last checkpoint are averaged over this many test samples: enough for a
+# stable mean spike count, few enough that a 20-trial study adds seconds, not minutes.
+TRIAL_SAMPLES = 4
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m analysis.report", description=__doc__.splitlines()[0])
+    parser.add_argument("results", nargs="+", help="experiment folders (<storage>/<name>) or names under ./results")
+    parser.add_argument("--label", help="the report's folder name under --out-dir (default: the experiment names joined by '+')")
+    parser.add_argument("--out-dir", type=Path, default=Path("reports"), help="where reports go (default ./reports)")
+    parser.add_argument("--samples", type=count, default=20, help="test samples per best model for Grad-CAM, spikes and operation counts (default 20)")
+    parser.add_argument("--data-dir", type=Path, help="dataset root for every experiment (default: the one each study used, from its study.json)")
+    return parser
+
+
+def study_section(experiments: list[Experiment], folder: Path, report: Report) -> dict[str, Importance]:
+    """Learning curves, hyperparameter effects, importances and parallel coordinates; returns the importances."""
+    report.items.append(learning_curves(experiments, folder))
+    importances = {}
+    for experiment in experiments:
+        effects = hyperparameter_effects(experiment, folder)
+        if effects is None:
+            text = f"{experiment.title}: its scored trials share every hyperparameter, so there are no effects to plot."
+            report.items.append(Note(STUDY_SECTION, text))
+            continue
+        report.items.append(effects)
+        importance = parameter_importance(experiment)
+        if isinstance(importance, Importance):
+            importances[experiment.title] = importance
+            report.items.append(importance_chart(experiment, importance, folder))
+        else:
+            report.items.append(Note(STUDY_SECTION, f"{experiment.title}: no importance chart, because {importance}."))
+        report.items.append(parallel_coordinates(experiment, folder))
+    return importances
+
+
+def make_report(specs: list[str], label: str | None, out_dir: Path, samples: int, data_dir: Path | None) -> Path:
+    """Build the report; returns the path of its index.html."""
+    experiments = [load_experiment(spec) for spec in specs]
+    names = [experiment.name for experiment in experiments]
+    if len(set(names)) < len(names):
+        raise UserError(f"An experiment was given twice ({', '.join(names)}); give each once.")
+    label = label or "+".join(names)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", label):
+        raise UserError(f"--label {label!r}: use letters, digits, '.', '_', '+' and '-' only (it names a folder under --out-dir).")
+    folder = out_dir.resolve() / label
+    report = Report(title=f"Spiking and conventional networks: {', '.join(e.title for e in experiments)}")
+    steps = 1 + len(experiments) + 1 + sum(len(e.trials) for e in experiments) + 1
+    with tqdm(total=steps, desc="report", unit="step") as bar:
+        bar.set_postfix_str("study figures")
+        importances = study_section(experiments, folder / "study", report)
+        bar.update()
+        rows, models = [], {}
+        for experiment in experiments:
+            bar.set_postfix_str(f"best model of {experiment.name}")
+            loaded = load_with_samples(experiment.best_checkpoint, samples, data_dir or experiment.data_dir)
+            report.items += gradcam_artifacts(loaded, folder / experiment.name)
+            report.items += spike_artifacts(loaded, folder / experiment.name)
+            operations = count_operations(loaded.model, loaded.inputs)
+            rows.append(study_row(experiment, operations, loaded.hp, len(loaded.labels)))
+            models[experiment.title] = loaded.model
+            bar.update()
+        bar.set_postfix_str("weights")
+        report.items += weight_artifacts(models, folder / "weights")
+        bar.update()
+        points = []
+        for experiment in experiments:
+            bar.set_postfix_str(f"operations of every trial of {experiment.name}")
+            points += trial_operations(experiment, TRIAL_SAMPLES, data_dir or experiment.data_dir, out_dir.resolve() / ".cache", bar.update)
+        bar.set_postfix_str("writing")
+        report.items.append(comparison_table(rows))
+        report.items.append(tradeoff_figure(points, folder / "comparison"))
+        write_csv(rows, folder / "comparison" / "comparison.csv")
+        report.summary = summary_sentences(rows, importances)
+        _write(folder / "report.md", markdown(report, folder))
+        index = _write(folder / "index.html", html(report, folder))
+        bar.update()
+    return index
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with replaced_atomically(path) as partial:
+        partial.write_text(text)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        index = make_report(args.results, args.label, args.out_dir, args.samples, args.data_dir)
+    except UserError as error:
+        return report_error(error)
+    print(index)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""A checkpoint's model together with a few of its own test samples, ready for the model-level figures.
+
+The data folder is the one the study used: a best checkpoint's `config.json` points at its trial
+checkpoint inside the experiment folder, whose `study.json` records `settings.data_dir`.
+Also the command line the per-checkpoint commands share (`analysis.gradcam`, `analysis.spikes`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from study.checkpoint import load_model
+from study.cli import count, report
+from study.config import Hyperparams, StudySettings
+from study.data import data_root, final_test_set
+from study.errors import UserError
+from study.experiment import STUDY_FILE
+from study.registry import ARCHITECTURES, DATASETS
+from study.run import prepare_data
+from study.trainable import input_adapter, sample_request
+
+DEFAULT_DATA_DIR = Path("data")
+DEFAULT_SAMPLES = 30  # three per class on MNIST and N-MNIST
+# Rate coding draws random spikes: the same seed gives the same figures on every run.
+ENCODING_SEED = 0
+MAX_STEP_COLUMNS = 16  # time steps shown side by side in a figure
+SEQUENCE_SAMPLES = 4  # samples followed over time in a figure or an animation
+
+
+@dataclass
+class Loaded:
+    """A model in eval mode on the CPU, its checkpoint and `count` class-balanced test samples (sorted by label)."""
+
+    model: nn.Module
+    payload: dict  # the checkpoint dict (dataset, arch, hyperparams, ...)
+    hp: Hyperparams
+    inputs: torch.Tensor  # model input: [T, B, C, H, W] for spiking models, [B, C, H, W] for the CNN
+    labels: torch.Tensor  # [B]
+    frames: torch.Tensor  # for a human: images [B, C, H, W] (static data) or event frames [B, T, C, H, W]
+    class_names: list[str]
+
+    @property
+    def dataset(self) -> str:
+        return self.payload["dataset"]
+
+    @property
+    def arch(self) -> str:
+        return self.payload["arch"]
+
+    @property
+    def spiking(self) -> bool:
+        return ARCHITECTURES[self.arch].spiking
+
+    @property
+    def events(self) -> bool:
+        return DATASETS[self.dataset].source.kind == "events"
+
+
+def _study_record_near(folder: Path, levels: int = 3) -> dict | None:
+    """The study.json in `folder` or up to `levels` folders above it, if any can be read."""
+    for candidate in [folder, *folder.parents][: levels + 1]:
+        try:
+            return json.loads((candidate / STUDY_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def experiment_data_dir(checkpoint: Path) -> Path | None:
+    """The data folder of the study `checkpoint` came from, when its experiment folder is on this disk.
+
+    An exported `checkpoints/<name>/best.pth` finds its experiment through `config.json`'s
+    `trial_checkpoint`; a trial's own `<experiment>/trial_x/checkpoint_y/checkpoint.pth` lies inside it.
+    """
+    checkpoint = Path(checkpoint).resolve()
+    places = [checkpoint.parent]
+    try:
+        trial_checkpoint = json.loads((checkpoint.parent / "config.json").read_text()).get("trial_checkpoint")
+    except (OSError, ValueError, AttributeError):
+        trial_checkpoint = None
+    if isinstance(trial_checkpoint, str) and "://" not in trial_checkpoint:  # remote storage: nothing to read here
+        places.insert(0, Path(trial_checkpoint))
+    for place in places:
+        record = _study_record_near(place)
+        data_dir = (record or {}).get("settings", {}).get("data_dir")
+        if data_dir:
+            return Path(data_dir)
+    return None
+
+
+def load_with_samples(checkpoint: Path, count: int, data_dir: Path | None = None) -> Loaded:
+    """The checkpoint's model and `count` class-balanced samples of its dataset's test split.
+
+    `data_dir` None: the study's own data folder when it can be found, else ./data. Synthetic
+    checkpoints read (and if needed regenerate) the synthetic folder, as `study.evaluate` does.
+    """
+    model, payload = load_model(checkpoint, "cpu")
+    hp = Hyperparams.from_dict(payload["hyperparams"])
+    data_dir = data_dir or experiment_data_dir(checkpoint) or DEFAULT_DATA_DIR
+    settings = StudySettings(
+        dataset=payload["dataset"],
+        arch=payload["arch"],
+        data_dir=Path(data_dir).resolve(),
+        max_epochs=1,
+        synthetic=bool(payload.get("synthetic", False)),
+        test_limit=count,
+    )
+    prepare_data(settings, splits=(False,))
+    source = DATASETS[settings.dataset].source
+    test_set = final_test_set(source, data_root(settings.data_dir, settings.synthetic), sample_request(settings, hp))
+    if len(test_set) == 0:
+        raise UserError(f"The {settings.dataset} test split under {settings.data_dir} holds no samples.")
+    batch = torch.stack([test_set[i][0] for i in range(len(test_set))])  # [B, C, H, W] or [B, T, P, H, W]
+    labels = torch.stack([torch.as_tensor(test_set[i][1]) for i in range(len(test_set))]).long()
+    order = torch.argsort(labels, stable=True)  # grouped by class: grids read row by row
+    batch, labels = batch[order], labels[order]
+    with torch.random.fork_rng():
+        torch.manual_seed(ENCODING_SEED)
+        inputs = input_adapter(settings.dataset, settings.arch, hp)(batch)
+    return Loaded(model, payload, hp, inputs, labels, batch, list(source.classes))
+
+
+def short_name(class_name: str) -> str:
+    """A label that fits above a thumbnail: torchvision's '3 - three' -> '3'; other names unchanged."""
+    return class_name.split(" - ")[0]
+
+
+def _scaled(pictures: torch.Tensor, events: bool) -> np.ndarray:
+    """Per sample to [0, 1]; event counts on a log scale, so busy pixels do not hide the rest."""
+    pictures = pictures.float().log1p() if events else pictures.float()
+    pictures = pictures - pictures.flatten(1).min(1).values.view(-1, *[1] * (pictures.dim() - 1))
+    peak = pictures.flatten(1).max(1).values.clamp_min(1e-12).view(-1, *[1] * (pictures.dim() - 1))
+    return (pictures / peak).numpy()
+
+
+def pictures(loaded: Loaded) -> np.ndarray:
+    """One grey image per sample, [B, H, W] in [0, 1]: the image, or every event of the sample summed."""
+    frames = loaded.frames.sum(1) if loaded.frames.dim() == 5 else loaded.frames  # [B, C, H, W]
+    return _scaled(frames.sum(1), loaded.events)
+
+
+def step_pictures(loaded: Loaded) -> np.ndarray:
+    """What a spiking model saw at each step, [B, T, H, W] in [0, 1] (one scale per sample)."""
+    steps = loaded.inputs.transpose(0, 1).sum(2)  # [T, B, C, H, W] -> [B, T, H, W]
+    return _scaled(steps, loaded.events)
+
+
+def step_columns(steps: int) -> list[int]:
+    """Every step, or MAX_STEP_COLUMNS evenly spaced ones (first and last included)."""
+    return list(range(steps)) if steps <= MAX_STEP_COLUMNS else np.linspace(0, steps - 1, MAX_STEP_COLUMNS).round().astype(int).tolist()
+
+
+def sequence_samples(loaded: Loaded) -> list[int]:
+    """The first sample of each of the first SEQUENCE_SAMPLES classes."""
+    firsts = {}
+    for index, label in enumerate(loaded.labels.tolist()):
+        firsts.setdefault(label, index)
+    return list(firsts.values())[:SEQUENCE_SAMPLES]
+
+
+def run_cli(argv: list[str] | None, module: str, description: str, folder: str, make: Callable[[Loaded, Path], list]) -> int:
+    """`python -m MODULE CHECKPOINT [--out DIR] [--samples N] [--data-dir DIR]`: write `make`'s files, print their paths.
+
+    Exit status 2, with the reason, for a checkpoint or data set that cannot be used.
+    """
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
+    parser.add_argument("checkpoint", type=Path, help="a .pth file written by the study (e.g. checkpoints/NAME/best.pth)")
+    parser.add_argument("--out", type=Path, help=f"output folder (default reports/<the checkpoint's folder name>/{folder})")
+    parser.add_argument("--samples", type=count, default=DEFAULT_SAMPLES, help=f"class-balanced test samples (default {DEFAULT_SAMPLES})")
+    parser.add_argument("--data-dir", type=Path, help="dataset root (default: the study's own, found beside the checkpoint, else ./data)")
+    args = parser.parse_args(argv)
+    out = args.out or Path("reports") / args.checkpoint.resolve().parent.name / folder
+    try:
+        artifacts = make(load_with_samples(args.checkpoint, args.samples, args.data_dir), out)
+    except UserError as error:
+        return report(error)
+    for artifact in artifacts:
+        print(artifact.path)
+    return 0

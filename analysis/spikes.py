@@ -1,0 +1,194 @@
+"""How a spiking model reaches its decision, on real test samples: `python -m analysis.spikes CHECKPOINT`.
+
+Four views of one forward pass: the input over time, a raster of the hidden layers' spikes, the
+output neurons' membrane against their threshold, and an animation of the output spike counts
+per class accumulating step by step until the decision (the class with the most spikes).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.animation import FuncAnimation
+from matplotlib.lines import Line2D
+
+from analysis.animation import save_animation
+from analysis.artifacts import Artifact, save_figure
+from analysis.samples import Loaded, run_cli, sequence_samples, short_name, step_columns
+from study.errors import UserError
+from study.models import Output
+
+SECTION = "Spikes"
+OUTPUT_LAYER = "out"  # the key of the output neurons' spikes in Output.spikes
+
+
+def class_colours(count: int) -> list:
+    return [plt.get_cmap("tab10" if count <= 10 else "tab20")(i) for i in range(count)]
+
+
+def focus_sample(loaded: Loaded, output: Output) -> int:
+    """The first correctly classified sample (else the first): the one the raster and the traces follow."""
+    correct = (output.scores.argmax(1) == loaded.labels).nonzero()
+    return int(correct[0]) if len(correct) else 0
+
+
+def describe(loaded: Loaded, index: int, output: Output) -> str:
+    names = loaded.class_names
+    return f"true {short_name(names[int(loaded.labels[index])])}, pred {short_name(names[int(output.scores[index].argmax())])}"
+
+
+def input_pictures(inputs: torch.Tensor, events: bool) -> np.ndarray:
+    """The model's input [T, B, C, H, W] as RGB [B, T, H, W, 3]: events red (polarity 1) and blue (polarity 0), else grey."""
+    x = inputs.transpose(0, 1).float()  # [B, T, C, H, W]
+    x = x.log1p() if events else x  # event counts on a log scale, so busy pixels do not hide the rest
+    x = x / x.flatten(1).max(1).values.clamp_min(1e-12)[:, None, None, None, None]  # one scale per sample
+    if x.shape[2] == 2:
+        off, on = x[:, :, 0], x[:, :, 1]
+        rgb = torch.stack([on, torch.zeros_like(on), off], dim=-1)
+    else:
+        rgb = x.sum(2, keepdim=True).clamp(0, 1).movedim(2, -1).expand(*x.shape[:2], *x.shape[3:], 3)
+    return rgb.numpy()
+
+
+def input_figure(loaded: Loaded, output: Output) -> plt.Figure:
+    """A few samples (rows) over time (columns), as the network received them."""
+    samples, columns = sequence_samples(loaded), step_columns(loaded.inputs.shape[0])
+    rgb = input_pictures(loaded.inputs, loaded.events)
+    figure, axes = plt.subplots(len(samples), len(columns), figsize=(1.1 * len(columns) + 1.6, 1.2 * len(samples) + 0.8), squeeze=False)
+    for row, index in enumerate(samples):
+        for column, step in enumerate(columns):
+            ax = axes[row, column]
+            ax.imshow(rgb[index, step])
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(f"t={step + 1}", fontsize=8)
+        axes[row, 0].set_ylabel(describe(loaded, index, output).replace(", ", "\n"), fontsize=8, rotation=0, ha="right", va="center")
+    colours = "red: polarity 1 (ON) events, blue: polarity 0 (OFF)" if loaded.events else "brightness: input value"
+    figure.suptitle(f"Input over time ({loaded.arch} on {loaded.dataset}; {colours})")
+    return figure
+
+
+def raster_figure(loaded: Loaded, output: Output, index: int) -> plt.Figure:
+    """Spike raster of every hidden layer for one sample: neuron against time step."""
+    layers = [name for name in output.spikes if name != OUTPUT_LAYER]
+    steps = loaded.inputs.shape[0]
+    figure, axes = plt.subplots(1, len(layers), figsize=(4.2 * len(layers), 4.2), squeeze=False)
+    for ax, name in zip(axes[0], layers):
+        spikes = output.spikes[name][:, index].flatten(1)  # [T, neurons]
+        times, neurons = spikes.nonzero(as_tuple=True)
+        ax.scatter(times.numpy() + 1, neurons.numpy(), s=4, marker="|", color="black", linewidths=0.6)
+        shape = "x".join(str(size) for size in output.spikes[name].shape[2:])
+        rate = float(spikes.mean())
+        ax.set_title(f"{name} ({shape} neurons)\n{len(times)} spikes, {rate:.3f} per neuron per step", fontsize=9)
+        ax.set_xlim(0.5, steps + 0.5)
+        ax.set_ylim(-0.5, spikes.shape[1] - 0.5)
+        ax.set_xlabel("time step")
+        ax.set_ylabel("neuron (flattened index)")
+    figure.suptitle(f"Hidden-layer spikes, {loaded.arch} on {loaded.dataset}, one test sample ({describe(loaded, index, output)})")
+    figure.tight_layout()
+    return figure
+
+
+def membrane_figure(loaded: Loaded, output: Output, index: int) -> plt.Figure:
+    """Membrane potential of every output neuron over time for one sample, with the firing threshold."""
+    membrane = output.membrane[:, index]  # [T, classes x population]
+    spikes = output.spikes[OUTPUT_LAYER][:, index]
+    classes = len(loaded.class_names)
+    population = membrane.shape[1] // classes
+    colours, true = class_colours(classes), int(loaded.labels[index])
+    steps = np.arange(1, membrane.shape[0] + 1)
+    figure, ax = plt.subplots(figsize=(8, 4.5))
+    for neuron in range(membrane.shape[1]):
+        label = neuron // population  # a population's neurons are consecutive (see study.models.common.class_scores)
+        ax.plot(steps, membrane[:, neuron], color=colours[label], linewidth=2.2 if label == true else 0.9, alpha=0.9)
+        fired = spikes[:, neuron].nonzero(as_tuple=True)[0]
+        ax.scatter(steps[fired.numpy()], membrane[fired, neuron], color=colours[label], marker="o", s=14, zorder=3)
+    threshold = float(loaded.model.lif_out.threshold)
+    ax.axhline(threshold, color="black", linestyle="--", linewidth=1)
+    handles = [Line2D([], [], color=colours[c], linewidth=2.2 if c == true else 0.9, label=short_name(name)) for c, name in enumerate(loaded.class_names)]
+    handles += [Line2D([], [], color="black", linestyle="--", label=f"threshold {threshold:.3g}"), Line2D([], [], color="grey", marker="o", linestyle="", label="spike")]
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="class (true: thick)", title_fontsize=7)
+    ax.set_xlabel("time step")
+    ax.set_ylabel("membrane potential")
+    per_class = f", {population} neurons per class" if population > 1 else ""
+    ax.set_title(f"Output neurons, {loaded.arch} on {loaded.dataset}{per_class} ({describe(loaded, index, output)})", fontsize=10)
+    return figure
+
+
+def counts_animation(loaded: Loaded, output: Output) -> tuple[plt.Figure, FuncAnimation]:
+    """Output spike counts per class accumulating over time, one animation frame per time step."""
+    samples, classes = sequence_samples(loaded), len(loaded.class_names)
+    per_step = output.spikes[OUTPUT_LAYER].unflatten(-1, (classes, -1)).sum(-1)  # [T, B, classes]
+    running = per_step.cumsum(0)[:, samples].numpy()  # [T, samples, classes]
+    steps = running.shape[0]
+    names = [short_name(name) for name in loaded.class_names]
+    figure, axes = plt.subplots(1, len(samples), figsize=(3.3 * len(samples), 3.8), squeeze=False, layout="constrained")
+    bars, titles = [], []
+    for column, (ax, index) in enumerate(zip(axes[0], samples)):
+        true = int(loaded.labels[index])
+        bars.append(ax.bar(range(classes), running[0, column], color=["tab:green" if c == true else "tab:grey" for c in range(classes)]))
+        ax.set_ylim(0, max(1.0, running[-1, column].max()) * 1.1)
+        ax.set_xticks(range(classes), names, rotation=90 if max(map(len, names)) > 2 else 0, fontsize=7)
+        ax.set_ylabel("output spikes so far")
+        titles.append(ax.set_title("", fontsize=9))
+    clock = figure.suptitle("")
+
+    def draw(step: int):
+        for column, index in enumerate(samples):
+            for bar, height in zip(bars[column], running[step, column]):
+                bar.set_height(height)
+            leader = names[int(running[step, column].argmax())] if running[step, column].any() else "none yet"
+            verdict = "decision" if step == steps - 1 else "leading"
+            titles[column].set_text(f"true {names[int(loaded.labels[index])]} (green)\n{verdict}: {leader}")
+        clock.set_text(f"Output spike counts, {loaded.arch} on {loaded.dataset}: t = {step + 1} / {steps}")
+        return [*(bar for group in bars for bar in group), *titles, clock]
+
+    return figure, FuncAnimation(figure, draw, frames=steps, blit=False)
+
+
+def spike_artifacts(loaded: Loaded, out_dir: Path) -> list[Artifact]:
+    """Spike figures and the output-count animation of `loaded`'s samples; [] for a non-spiking model."""
+    if not loaded.spiking:
+        return []
+    out_dir = Path(out_dir)
+    with torch.no_grad():
+        output = loaded.model.run(loaded.inputs)
+    index = focus_sample(loaded, output)
+    where, steps = f"{loaded.arch} on {loaded.dataset}", loaded.inputs.shape[0]
+    artifacts = [
+        Artifact(save_figure(input_figure(loaded, output), out_dir / "input_frames.png"), f"Input of the {where} over its {steps} time steps.", SECTION),
+        Artifact(
+            save_figure(raster_figure(loaded, output, index), out_dir / "hidden_raster.png"),
+            f"Hidden-layer spike raster of the {where} for one correctly classified test sample (if any).",
+            SECTION,
+        ),
+        Artifact(
+            save_figure(membrane_figure(loaded, output, index), out_dir / "output_membrane.png"),
+            f"Membrane potential of the {where}'s output neurons for the same sample; dots are spikes, the dashed line the threshold.",
+            SECTION,
+        ),
+    ]
+    figure, animation = counts_animation(loaded, output)
+    path = save_animation(animation, out_dir / "output_counts", fps=max(2, steps // 5))
+    plt.close(figure)
+    artifacts.append(Artifact(path, f"Output spike counts per class of the {where}, accumulating step by step until the decision.", SECTION))
+    return artifacts
+
+
+def _spiking_only(loaded: Loaded, out_dir: Path) -> list[Artifact]:
+    if not loaded.spiking:
+        raise UserError(f"This checkpoint holds a {loaded.arch}, which does not spike: there are no spikes to show.")
+    return spike_artifacts(loaded, out_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(argv, "analysis.spikes", __doc__.splitlines()[0], "spikes", _spiking_only)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""snn.Leaky's recurrence over all time steps as one autograd node: the fast path for every LIF layer.
+
+snnTorch's `Leaky`, called once per step, records about ten small autograd operations a step and
+replays them one by one backwards. The recurrence is simple enough to differentiate by hand:
+
+    r_t = s_{t-1}                                   (reset: last step's spike, detached, as snnTorch does)
+    m_t = clamp(beta, 0, 1) * m_{t-1} + x_t - r_t * threshold
+    s_t = H(m_t - threshold)                        (surrogate derivative backwards)
+
+so the forward pass runs a tight loop outside autograd and the backward pass is one vectorized
+surrogate evaluation plus the reverse recurrence dm_t = g_t + beta * dm_{t+1}. Spikes are
+bit-for-bit snnTorch's (same operations in the same order); gradients agree to float rounding
+(tests/test_models.py checks both, with learnable beta and threshold and both surrogates).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from snntorch import surrogate
+
+
+@dataclass(frozen=True)
+class Surrogate:
+    """A surrogate gradient by name and slope; callable like snnTorch's, with its derivative exposed."""
+
+    name: str  # "fast_sigmoid" or "sigmoid"
+    slope: float
+
+    def __call__(self, shifted: torch.Tensor) -> torch.Tensor:
+        """snnTorch's own surrogate (Heaviside forwards): what `snn.Leaky` calls on the stepwise path."""
+        return SNNTORCH_SURROGATES[self.name](slope=self.slope)(shifted)
+
+    def derivative(self, shifted: torch.Tensor) -> torch.Tensor:
+        """d spike / d membrane at `membrane - threshold`, written as snnTorch's backward writes it."""
+        if self.name == "fast_sigmoid":
+            return 1.0 / (self.slope * shifted.abs() + 1.0) ** 2
+        decay = torch.exp(-self.slope * shifted)
+        return self.slope * decay / (decay + 1) ** 2
+
+
+SNNTORCH_SURROGATES = {"fast_sigmoid": surrogate.fast_sigmoid, "sigmoid": surrogate.sigmoid}
+
+
+class LeakyScan(torch.autograd.Function):
+    """(current [T, ...], beta, threshold) -> (spikes [T, ...], membrane [T, ...]), from zero state."""
+
+    @staticmethod
+    def forward(ctx, current, beta, threshold, spike_fn: Surrogate):
+        decay = beta.detach().clamp(0, 1)
+        level = float(threshold)
+        spikes, membrane = torch.empty_like(current), torch.empty_like(current)
+        fired = torch.empty(current.shape[1:], dtype=torch.bool, device=current.device)
+        previous = torch.zeros_like(current[0])
+        for step in range(current.shape[0]):
+            mem = membrane[step]
+            torch.mul(previous, decay, out=mem)
+            mem.add_(current[step])
+            if step:
+                mem.sub_(spikes[step - 1], alpha=level)  # spikes are 0/1, so this is exactly reset * threshold
+            torch.gt(mem, level, out=fired)
+            spikes[step].copy_(fired)
+            previous = mem
+        ctx.save_for_backward(spikes, membrane, beta, threshold)
+        ctx.spike_fn = spike_fn
+        ctx.set_materialize_grads(False)
+        return spikes, membrane
+
+    @staticmethod
+    def backward(ctx, grad_spikes, grad_membrane):
+        spikes, membrane, beta, threshold = ctx.saved_tensors
+        slope_term = None  # the gradient reaching m_t through the spike s_t
+        if grad_spikes is not None:
+            slope_term = grad_spikes * ctx.spike_fn.derivative(membrane - threshold.detach())
+        # threshold's gradient through the spike, taken before `grad` is overwritten in place
+        through_fire = slope_term.sum() if slope_term is not None and ctx.needs_input_grad[2] else 0.0
+        if grad_membrane is None:
+            grad = slope_term  # a fresh tensor: safe to overwrite below
+        else:
+            grad = grad_membrane.clone() if slope_term is None else grad_membrane + slope_term
+        # Reverse recurrence, in place: grad[t] becomes dL/dm_t = g_t + beta * dL/dm_{t+1}.
+        decay = float(beta.detach().clamp(0, 1))
+        for step in range(grad.shape[0] - 2, -1, -1):
+            grad[step].add_(grad[step + 1], alpha=decay)
+        grad_beta = grad_threshold = None
+        if ctx.needs_input_grad[1]:
+            inside = 1.0 if 0 <= float(beta) <= 1 else 0.0  # clamp(0, 1) passes gradient only inside
+            grad_beta = (grad[1:] * membrane[:-1]).sum().mul(inside).reshape(beta.shape).to(beta.dtype)
+        if ctx.needs_input_grad[2]:
+            through_reset = (grad[1:] * spikes[:-1]).sum()
+            grad_threshold = (-(through_fire + through_reset)).reshape(threshold.shape).to(threshold.dtype)
+        return grad, grad_beta, grad_threshold, None
+
+
+def leaky_scan(current: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, spike_fn: Surrogate):
+    """Spikes and membrane `[T, B, ...]` of a leaky layer driven by `current` `[T, B, ...]`, from zero state."""
+    return LeakyScan.apply(current.float(), beta, threshold, spike_fn)

@@ -1,0 +1,401 @@
+"""The experiment-level analysis and the report.
+
+Fast: the summary's sentences, the Pareto front, hyperparameter inference and importance, the
+Markdown/HTML rendering and bad inputs, on small hand-made data. Slow: whole reports on smoke studies,
+their figures, the page in a real headless browser, and the notebooks under a real Jupyter kernel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html as html_text
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from urllib.parse import unquote
+
+import numpy as np
+import pandas as pd
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from PIL import Image, ImageSequence
+
+from analysis.artifacts import Artifact
+from analysis.comparison import StudyRow
+from analysis.content import Note, Report, Table
+from analysis.experiment import Experiment, Trial
+from analysis.hyperparameters import Importance, infer_distribution, parameter_importance, searched_values
+from analysis.page import html
+from analysis.tradeoff import pareto_front
+from analysis.writeup import comparison_sentence, importance_sentence, markdown, summary_sentences
+from study.checkpoint import save_checkpoint
+from study.config import Hyperparams
+from study.registry import build_model
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "analysis" / "notebooks").glob("*.ipynb"))
+EXPERIMENTS = ("mnist-cnn-synthetic", "nmnist-scnn-synthetic")
+BLANK_VARIANCE = 10.0  # grey-level variance (0-255) below which an image counts as blank: a plain canvas has 0
+
+
+# ---------------------------------------------------------------- hand-made data
+
+
+def study_row(**changes) -> StudyRow:
+    values = dict(
+        name="nmnist-cnn", dataset="nmnist", arch="cnn", spiking=False, synthetic=False,
+        best_val_acc=0.9, best_val_loss=0.3, test_acc=0.9, test_loss=0.3, test_samples=100,
+        parameters=1000, model_bytes=4000, time_steps=None, seconds_per_epoch=1.0, search_epochs=30, trials=10,
+        macs=1e6, synops=0.0, ops=1e6, activation_sparsity=0.5, operation_samples=20,
+    )
+    return StudyRow(**{**values, **changes})
+
+
+def spiking_row(**changes) -> StudyRow:
+    values = dict(name="nmnist-scnn", arch="scnn", spiking=True, time_steps=25, macs=0.0, synops=2.5e5, ops=2.5e5, activation_sparsity=0.97)
+    return study_row(**{**values, **changes})
+
+
+def hand_trial(trial_id: str, config: dict, accuracies: list[float], status: str = "completed") -> Trial:
+    history = pd.DataFrame({"epoch": range(1, len(accuracies) + 1), "val_acc": accuracies, "val_loss": [1.0] * len(accuracies)})
+    return Trial(trial_id, config, status, len(accuracies), history, None)
+
+
+def hand_experiment(trials: list[Trial]) -> Experiment:
+    summary = {"dataset": "nmnist", "arch": "scnn", "synthetic": False, "max_epochs": 3, "best": {"trial_id": trials[0].trial_id}}
+    return Experiment("hand", Path("hand"), {"data_dir": "data"}, summary, tuple(trials), Path("best.pth"))
+
+
+# ---------------------------------------------------------------- Pareto front
+
+
+def test_pareto_front_keeps_exactly_the_points_no_other_point_beats():
+    ops = [10, 20, 20, 5, 40]
+    accuracy = [0.5, 0.7, 0.6, 0.5, 0.7]
+    # (10, .5) loses to (5, .5): fewer ops, same accuracy; (20, .6) and (40, .7) lose to (20, .7).
+    assert pareto_front(ops, accuracy) == [False, True, False, True, False]
+
+
+def test_pareto_front_keeps_identical_points_together():
+    assert pareto_front([3.0, 3.0, 9.0], [0.4, 0.4, 0.2]) == [True, True, False]
+
+
+# ---------------------------------------------------------------- the summary's sentences
+
+
+def test_comparison_sentence_names_the_winner_the_gap_and_the_operation_ratio():
+    sentence = comparison_sentence(spiking_row(test_acc=0.775), study_row(test_acc=0.9))
+    assert sentence == (
+        "On nmnist, the conventional cnn was more accurate than the spiking scnn by 12.5 percentage points of test "
+        "accuracy (90.0% against 77.5%), at 4 times the operations per sample (1M MACs against 250k SynOps)."
+    )
+
+
+def test_comparison_sentence_follows_the_numbers_when_the_spiking_network_wins():
+    sentence = comparison_sentence(spiking_row(test_acc=0.95), study_row(test_acc=0.9))
+    assert sentence.startswith("On nmnist, the spiking scnn was more accurate than the conventional cnn by 5.0 percentage points")
+    assert "at 4 times fewer operations per sample (250k SynOps against 1M MACs)" in sentence
+
+
+def test_comparison_across_data_sets_says_so():
+    sentence = comparison_sentence(spiking_row(), study_row(dataset="mnist", test_acc=0.99))
+    assert sentence.startswith("The conventional cnn on mnist was more accurate than the spiking scnn on nmnist by 9.0 percentage points")
+    assert sentence.endswith("the data sets differ, so the gap mixes task and network.")
+
+
+def test_summary_warns_about_synthetic_data_only_when_there_is_some():
+    real = summary_sentences([study_row(), spiking_row()], {})
+    synthetic = summary_sentences([study_row(synthetic=True), spiking_row(synthetic=True)], {})
+    assert not any("ynthetic" in sentence for sentence in real)
+    assert synthetic[0].startswith("**Synthetic data.** All studies ran on generated data")
+
+
+def test_summary_covers_each_study_each_pair_and_the_sparsity():
+    sentences = summary_sentences([study_row(), spiking_row(test_acc=0.8)], {})
+    assert "The conventional cnn on nmnist reached 90.0% test accuracy on 100 samples" in sentences[0]
+    assert "The spiking scnn on nmnist reached 80.0% test accuracy" in sentences[1]
+    assert sentences[2].startswith("On nmnist, the conventional cnn was more accurate than the spiking scnn by 10.0 percentage points")
+    assert sentences[3] == "Activation sparsity (share of zero activations over the test samples): conventional cnn on nmnist 50.0%, spiking scnn on nmnist 97.0%."
+    assert len(sentences) == 4
+
+
+def test_importance_sentence_names_the_leader_or_the_tie():
+    single = importance_sentence("scnn on nmnist", Importance({"lr": 0.6, "beta": 0.3, "num_steps": 0.1}, trials=12))
+    assert single == (
+        "In the search of the scnn on nmnist, lr mattered most for validation accuracy "
+        "(60% of the total importance, PED-ANOVA over 12 trials)."
+    )
+    tied = importance_sentence("scnn on nmnist", Importance({"lr": 0.4, "beta": 0.4, "slope": 0.2}, trials=2))
+    assert "lr and beta tied as the most important" in tied and "40% of the total importance each" in tied
+
+
+# ---------------------------------------------------------------- hyperparameters
+
+
+def test_searched_values_keep_only_parameters_that_varied():
+    trials = [
+        hand_trial("a", {"optimizer": "adam", "lr": 1e-3, "batch_size": 64}, [0.5]),
+        hand_trial("b", {"optimizer": "sgd", "lr": 1e-2, "batch_size": 64, "momentum": 0.9}, [0.4]),
+    ]
+    assert searched_values(trials) == {"lr": [1e-3, 1e-2], "optimizer": ["adam", "sgd"]}
+
+
+def test_distributions_are_inferred_from_the_values():
+    assert infer_distribution([True, False, None], log=False) == CategoricalDistribution([False, True])
+    assert infer_distribution([10, 25, 15], log=False) == IntDistribution(10, 25)
+    assert infer_distribution([3e-4, 2e-2], log=True) == FloatDistribution(3e-4, 2e-2, log=True)
+
+
+def test_importance_finds_the_parameter_that_decides_the_score():
+    rng = np.random.default_rng(0)
+    trials = []
+    for index, lr in enumerate(np.geomspace(3e-4, 3e-2, 16)):
+        config = {"lr": float(lr), "beta": float(rng.uniform(0.5, 0.99)), "optimizer": "adam"}
+        trials.append(hand_trial(f"t{index}", config, [1.0 - float(lr) * 20]))  # small lr: high accuracy
+    importance = parameter_importance(hand_experiment(trials))
+    assert isinstance(importance, Importance) and importance.trials == 16
+    assert list(importance.values) == ["lr", "beta"] and importance.values["lr"] > 0.5
+    assert sum(importance.values.values()) == pytest.approx(1.0)
+
+
+def test_importance_says_why_it_cannot_be_computed():
+    one = parameter_importance(hand_experiment([hand_trial("a", {"lr": 1e-3}, [0.5]), hand_trial("b", {"lr": 1e-2}, [])]))
+    assert one == "parameter importance needs at least 2 trials with a validation score; this study has 1"
+    same = parameter_importance(hand_experiment([hand_trial("a", {"lr": 1e-3}, [0.5]), hand_trial("b", {"lr": 1e-3}, [0.4])]))
+    assert same == "no hyperparameter took two different values in this study's trials"
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def test_markdown_and_html_show_the_same_items_in_section_order(tmp_path):
+    figure = tmp_path / "study" / "curves & more.png"
+    figure.parent.mkdir()
+    Image.new("RGB", (4, 4)).save(figure)
+    report = Report(
+        title="A <report>",
+        summary=["**Synthetic data.** Beware.", "One sentence."],
+        items=[
+            Artifact(figure, "Curves <per> epoch.", "Study"),
+            Table("The numbers.", "Comparison", ["study", "acc"], [["a|b", "90.0%"]]),
+            Note("Study", "No importance chart, because nothing varied."),
+        ],
+    )
+    text = markdown(report, tmp_path)
+    assert text.index("## Study") < text.index("## Comparison")
+    assert "![Curves <per> epoch.](study/curves%20%26%20more.png)" in text
+    assert "| a\\|b | 90.0% |" in text and "> No importance chart, because nothing varied." in text
+    page = html(report, tmp_path)
+    assert '<img src="study/curves%20%26%20more.png" alt="Curves &lt;per&gt; epoch.">' in page
+    assert "<li><strong>Synthetic data.</strong> Beware.</li>" in page and "<td>a|b</td>" in page
+    assert page.index('id="study"') < page.index('id="comparison"')
+    assert (tmp_path / unquote("study/curves%20%26%20more.png")).is_file()
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def write_experiment(folder: Path, summary: dict | None) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "study.json").write_text(json.dumps({"settings": {"data_dir": str(folder / "data")}}))
+    if summary is not None:
+        (folder / "summary.json").write_text(json.dumps(summary))
+    return folder
+
+
+def run_report(argv: list[str], capsys) -> tuple[int, str]:
+    from analysis.report import main
+
+    status = main(argv)
+    return status, " ".join(capsys.readouterr().err.split())
+
+
+def test_a_folder_that_is_not_an_experiment_is_refused(tmp_path, capsys):
+    status, message = run_report([str(tmp_path), "--out-dir", str(tmp_path / "reports")], capsys)
+    assert status == 2
+    assert f"{tmp_path} is not an experiment folder: it has no study.json" in message
+
+
+def test_an_unknown_name_lists_the_experiments_under_results(tmp_path, capsys, monkeypatch):
+    write_experiment(tmp_path / "results" / "mnist-cnn", None)
+    monkeypatch.chdir(tmp_path)
+    status, message = run_report(["nmnist-scnn"], capsys)
+    assert status == 2
+    assert "No experiment 'nmnist-scnn': it is neither a folder nor a name under" in message
+    assert "Experiments there: mnist-cnn." in message
+
+
+def test_an_experiment_that_never_finished_is_refused(tmp_path, capsys):
+    folder = write_experiment(tmp_path / "running", None)
+    status, message = run_report([str(folder)], capsys)
+    assert status == 2 and "has no finished trial to analyse: there is no summary.json" in message
+
+
+def test_an_experiment_whose_trials_finished_no_epoch_is_refused(tmp_path, capsys):
+    trial = {"trial_id": "a", "config": {}, "status": "error", "epochs": 0, "last": {}, "error": "boom", "path": "trial_a"}
+    summary = {"dataset": "mnist", "arch": "cnn", "synthetic": False, "max_epochs": 2, "best": None, "trials": [trial]}
+    folder = write_experiment(tmp_path / "failed", summary)
+    status, message = run_report([str(folder)], capsys)
+    assert status == 2 and "has no finished trial: none of its 1 trial finished an epoch" in message
+
+
+def test_a_best_checkpoint_of_another_architecture_is_refused(tmp_path, capsys):
+    checkpoint = tmp_path / "best.pth"
+    save_checkpoint(checkpoint, build_model("mnist", "cnn", Hyperparams()), dataset="mnist", arch="cnn", hp=Hyperparams())
+    trial = {"trial_id": "a", "config": {}, "status": "completed", "epochs": 1, "last": {}, "error": None, "path": "trial_a"}
+    best = {"trial_id": "a", "checkpoint": str(checkpoint), "trial_checkpoint": "trial_a/checkpoint_000000"}
+    summary = {"dataset": "nmnist", "arch": "scnn", "synthetic": False, "max_epochs": 1, "best": best, "trials": [trial]}
+    folder = write_experiment(tmp_path / "mixed", summary)
+    status, message = run_report([str(folder)], capsys)
+    assert status == 2
+    assert f"{checkpoint} holds a cnn for mnist, but the experiment mixed studied a scnn for nmnist" in message
+
+
+# ---------------------------------------------------------------- the browser check
+
+
+def chromium() -> str:
+    found = shutil.which("chromium")
+    if found:
+        return found
+    if os.environ.get("CI"):
+        pytest.fail("chromium is not installed; CI must run the browser test (Debian package `chromium`)")
+    pytest.skip("chromium is not installed (Debian package `chromium`)")
+
+
+# Records, once the page and its media have loaded, whether each image decoded and each video read its metadata.
+MEDIA_PROBE = """<script>
+window.addEventListener("load", () => setTimeout(() => {
+  const images = Array.from(document.images, (img) => [img.getAttribute("src"), img.complete && img.naturalWidth > 0]);
+  const videos = Array.from(document.querySelectorAll("video"), (v) => [v.getAttribute("src"), v.readyState >= 1]);
+  const out = document.createElement("pre");
+  out.id = "media-check";
+  out.textContent = JSON.stringify(images.concat(videos));
+  document.body.append(out);
+}, 2000));
+</script>"""
+
+
+def media_states(page: Path, profile: Path) -> dict[str, bool]:
+    """src -> loaded, for every <img> and <video> of `page` as headless chromium renders it."""
+    probe = page.with_name(f"_probe_{page.name}")  # beside the page, so its relative links still resolve
+    probe.write_text(page.read_text().replace("</body>", MEDIA_PROBE + "</body>"))
+    try:
+        dom = subprocess.run(
+            [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files",
+             f"--user-data-dir={profile}", "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()],
+            capture_output=True, text=True, timeout=180, check=True,
+        ).stdout
+    finally:
+        probe.unlink()
+    found = re.search(r'<pre id="media-check">(.*?)</pre>', dom, re.S)
+    assert found, f"the probe did not run; chromium printed: {dom[-2000:]}"
+    return dict(json.loads(html_text.unescape(found.group(1))))
+
+
+def test_the_browser_check_notices_a_broken_image(tmp_path):
+    Image.fromarray(np.arange(64, dtype=np.uint8).reshape(8, 8)).save(tmp_path / "good.png")
+    page = tmp_path / "page.html"
+    page.write_text('<html><body><img src="good.png"><img src="missing.png"></body></html>')
+    assert media_states(page, tmp_path / "profile") == {"good.png": True, "missing.png": False}
+
+
+# ---------------------------------------------------------------- whole reports on smoke studies
+
+
+@pytest.fixture(scope="module")
+def report_run(smoke_experiments, tmp_path_factory):
+    """`python -m analysis.report` on the two smoke experiments: (report folder, printed output)."""
+    from analysis.report import main
+
+    out_dir = tmp_path_factory.mktemp("reports")
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        status = main([*(str(smoke_experiments / name) for name in EXPERIMENTS), "--out-dir", str(out_dir), "--samples", "10"])
+    assert status == 0
+    return out_dir / "+".join(EXPERIMENTS), printed.getvalue()
+
+
+def linked_files(text: str, pattern: str, folder: Path) -> set[Path]:
+    return {folder / unquote(link) for link in re.findall(pattern, text)}
+
+
+@pytest.mark.slow
+def test_report_writes_page_and_markdown_with_the_same_existing_figures(report_run):
+    folder, printed = report_run
+    assert printed.strip() == str(folder / "index.html")
+    markdown_text, page = (folder / "report.md").read_text(), (folder / "index.html").read_text()
+    in_markdown = linked_files(markdown_text, r'!\[[^\]]*\]\(([^)]+)\)', folder) | linked_files(markdown_text, r'<video src="([^"]+)"', folder)
+    in_page = linked_files(page, r'<(?:img|video) src="([^"]+)"', folder)
+    assert in_markdown == in_page and len(in_page) >= 8
+    assert all(path.is_file() for path in in_page)
+    for section in ("Study", "Comparison", "Grad-CAM", "Spikes", "Weights"):
+        assert f"\n## {section}\n" in markdown_text and f">{section}</h2>" in page
+    assert markdown_text.splitlines()[2].startswith("- **Synthetic data.** All studies ran on generated data")
+    summary = markdown_text.split("\n## ")[0].splitlines()
+    assert any("cnn on mnist" in line and "scnn on nmnist" in line and "test accuracy" in line for line in summary)
+    for name in EXPERIMENTS:
+        assert f"| {name} |" in markdown_text and f"<td>{name}</td>" in page
+
+
+@pytest.mark.slow
+def test_every_figure_of_the_report_is_not_blank(report_run):
+    folder, _ = report_run
+    figures = sorted(folder.rglob("*.png")) + sorted(folder.rglob("*.gif"))
+    assert len(figures) >= 8
+    for path in figures:
+        with Image.open(path) as image:
+            for number, frame in enumerate(ImageSequence.Iterator(image)):
+                variance = float(np.asarray(frame.convert("L"), dtype=float).var())
+                assert variance > BLANK_VARIANCE, f"{path.relative_to(folder)} frame {number} is blank (variance {variance:.2f})"
+
+
+@pytest.mark.slow
+def test_trial_operations_are_cached_per_study(report_run, smoke_experiments, monkeypatch):
+    import analysis.tradeoff
+    from analysis.experiment import load_experiment
+    from analysis.report import TRIAL_SAMPLES
+
+    folder, _ = report_run
+    experiment = load_experiment(smoke_experiments / "nmnist-scnn-synthetic")
+    cache_dir = folder.parent / ".cache"
+    cached = json.loads((cache_dir / "nmnist-scnn-synthetic-operations.json").read_text())
+    assert set(cached) == {str(trial.checkpoint) for trial in experiment.trials}
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("a cached trial was loaded again")
+
+    monkeypatch.setattr(analysis.tradeoff, "load_with_samples", no_loading)
+    points = analysis.tradeoff.trial_operations(experiment, TRIAL_SAMPLES, experiment.data_dir, cache_dir)
+    assert [point.ops for point in points] == [cached[str(trial.checkpoint)]["ops"] for trial in experiment.trials]
+
+
+@pytest.mark.slow
+def test_report_page_loads_in_headless_chromium_with_every_image(report_run, tmp_path):
+    folder, _ = report_run
+    states = media_states(folder / "index.html", tmp_path / "profile")
+    page = (folder / "index.html").read_text()
+    assert len(states) == len(re.findall(r"<(?:img|video) ", page)) >= 8
+    assert [src for src, loaded in states.items() if not loaded] == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
+def test_notebook_runs_on_a_smoke_experiment(notebook, smoke_experiments, tmp_path, monkeypatch):
+    import nbclient
+    import nbformat
+
+    monkeypatch.setenv("SNN_STUDY_EXPERIMENT", str(smoke_experiments / "nmnist-scnn-synthetic"))
+    monkeypatch.setenv("SNN_STUDY_FIGURES", str(tmp_path / "figures"))
+    cells = nbformat.read(notebook, as_version=4)
+    assert all(not cell.get("outputs") for cell in cells.cells), f"{notebook.name} is committed with outputs"
+    nbclient.NotebookClient(cells, kernel_name="python3", timeout=600, resources={"metadata": {"path": str(tmp_path)}}).execute()
+    shown = [output for cell in cells.cells for output in cell.get("outputs", []) if "image/png" in output.get("data", {})]
+    assert shown, f"{notebook.name} displayed no figure"
+
+
+def test_there_are_notebooks_to_run():
+    assert {path.stem for path in NOTEBOOKS} >= {"explore_study", "explore_model"}
