@@ -71,3 +71,12 @@ class StudySettings:
     def torch_threads(self) -> int:
         """Torch threads a trial may use: its CPU share, so concurrent trials do not oversubscribe cores."""
         return max(1, int(self.cpus_per_trial))
+
+    @property
+    def loader_workers(self) -> int:
+        """Data loader processes: the trial's CPUs beyond the first (at most 4); with one CPU, batches load in the trial itself.
+
+        Workers that are ahead of the step sleep, so they cost the torch threads little; a GPU
+        step consumes batches faster, and then the extra workers keep it fed.
+        """
+        return min(4, max(0, int(self.cpus_per_trial) - 1))

@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
 from study.checkpoint import read_checkpoint, save_checkpoint
 from study.config import Hyperparams, StudySettings
@@ -46,7 +46,10 @@ def pick_device(in_trial: bool = False) -> torch.device:
     if in_trial:
         import ray
 
-        return torch.device("cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu")
+        # Outside a Ray worker (a test calling train_trial) there is no share to ask for; asking
+        # would start a Ray runtime as a side effect.
+        gpus = ray.get_gpu_ids() if ray.is_initialized() else []
+        return torch.device("cuda" if gpus and torch.cuda.is_available() else "cpu")
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
@@ -73,9 +76,21 @@ def sample_request(settings: StudySettings, hp: Hyperparams) -> SampleRequest:
     )
 
 
-def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
+def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int = 0, workers: int = 0) -> DataLoader:
+    """Batches of `dataset`, fetched whole: `dataset[list of indices]` returns the batch (event frames are
+    binned a batch at a time, MNIST's tensors are sliced), so nothing is stacked sample by sample.
+    `workers` processes load ahead of the step (0: in this process). Reseed `loader.generator` to
+    replay an order."""
     generator = torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
+    order = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
+    return DataLoader(
+        dataset,
+        sampler=BatchSampler(order, batch_size, drop_last=False),
+        batch_size=None,  # the sampler hands out whole batches
+        generator=generator,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+    )
 
 
 @dataclass(frozen=True)
@@ -157,8 +172,9 @@ def train_trial(config: dict, settings: StudySettings) -> None:
 
     root = data_root(settings.data_dir, settings.synthetic)
     train_set, val_set = train_val_datasets(DATASETS[settings.dataset].source, root, sample_request(settings, hp))
-    train_loader = make_loader(train_set, hp.batch_size, shuffle=True)  # reseeded every epoch below
-    val_loader = make_loader(val_set, hp.batch_size, shuffle=False)
+    workers = settings.loader_workers
+    train_loader = make_loader(train_set, hp.batch_size, shuffle=True, workers=workers)  # reseeded every epoch below
+    val_loader = make_loader(val_set, hp.batch_size, shuffle=False, workers=workers)
     adapt = input_adapter(settings.dataset, settings.arch, hp)
 
     model = build_model(settings.dataset, settings.arch, hp).to(device)

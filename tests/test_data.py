@@ -9,10 +9,11 @@ import torch
 import torchvision
 
 from study.data import SampleRequest, final_test_set, train_val_datasets
-from study.data import frames as frames_module
+from study.data import events as events_module
 from study.data.encoding import direct_current, rate_coded, to_model_input
-from study.data.frames import FrameSpec, cached_frames, frame_transform
-from study.data.sources import COMPLETE_MARKER, DVSGESTURE_SOURCE, MNIST_SOURCE, NMNIST_SOURCE
+from study.data.events import event_store
+from study.data.frames import FrameSpec, batch_frames, frame_transform
+from study.data.sources import COMPLETE_MARKER, DVSGESTURE_SOURCE, MNIST_SOURCE, NMNIST_SOURCE, RawSplit
 from study.data.splits import balanced_subset, train_val_indices
 from study.data.synthetic import encode_nmnist_events
 from study.errors import UserError
@@ -91,24 +92,40 @@ def test_balanced_subset_takes_every_class_in_turn():
     assert balanced_subset(targets, np.arange(100), None).tolist() == list(range(100))
 
 
-def test_frames_match_tonic_and_are_cached_per_setting(data_root, tmp_path, monkeypatch):
-    split = NMNIST_SOURCE.open(data_root, train=True)
-    indices = np.array([3, 9, 42])
-    conversions = []
-    real_convert = frames_module._convert
-    monkeypatch.setattr(frames_module, "_convert", lambda *args: conversions.append(args[3]) or real_convert(*args))
-
-    frames = cached_frames(NMNIST_SOURCE, split, indices, FrameSpec(7), tmp_path)
-    assert frames.shape == (3, 7, 2, 34, 34)
-    expected = frame_transform(NMNIST_SOURCE, FrameSpec(7))(split.dataset[42][0])
-    np.testing.assert_array_equal(frames[2], expected)
-
-    cached_frames(NMNIST_SOURCE, split, indices, FrameSpec(7), tmp_path)  # same setting: read from cache
-    assert conversions == [FrameSpec(7)]
-    cached_frames(NMNIST_SOURCE, split, indices, FrameSpec(9), tmp_path)  # other T: converted anew
-    cached_frames(NMNIST_SOURCE, split, indices[:2], FrameSpec(7), tmp_path)  # other samples: anew
-    assert conversions == [FrameSpec(7), FrameSpec(9), FrameSpec(7)]
+def test_frames_match_tonic_for_any_setting_from_one_decoding(data_root, tmp_path, monkeypatch):
+    decoded = []
+    real_decode = events_module._decode
+    monkeypatch.setattr(events_module, "_decode", lambda *args: decoded.append(args[0].name) or real_decode(*args))
+    for source, specs in ((NMNIST_SOURCE, [FrameSpec(7), FrameSpec(9)]), (DVSGESTURE_SOURCE, [FrameSpec(6, 32), FrameSpec(4)])):
+        split = source.open(data_root, train=True)
+        samples = np.array([3, 9, 0, 17])
+        for spec in specs:  # a new T or frame size reuses the store: no raw file is read again
+            store = event_store(source, split, tmp_path)
+            frames = batch_frames(store, samples, spec, source)
+            assert frames.shape == (4, spec.n_time_bins, *source.input_shape(spec.size)) and frames.dtype == torch.float32
+            for row, index in enumerate(samples):
+                expected = frame_transform(source, spec)(split.dataset[int(index)][0])
+                np.testing.assert_array_equal(frames[row].numpy(), expected)
+            assert frames.sum() > 0
+    assert decoded == ["nmnist", "dvsgesture"]
     assert not list(tmp_path.glob("*.partial-*"))
+
+
+def test_frames_of_short_and_empty_recordings_match_tonic(tmp_path):
+    """Edge cases of ToFrame's binning: no events, all at one instant, fewer microseconds than bins."""
+    dtype = tonic.datasets.NMNIST.dtype
+    recordings = [
+        np.zeros(0, dtype=dtype),
+        np.array([(1, 2, 5, 1), (3, 4, 5, 0)], dtype=dtype),  # one instant: no window at all
+        np.array([(1, 2, 0, 1), (3, 4, 3, 0), (5, 6, 4, 1)], dtype=dtype),  # 4 us over 5 bins
+        np.array([(1, 2, 100, 1), (3, 4, 150, 0), (5, 6, 300, 1), (7, 8, 310, 1)], dtype=dtype),
+    ]
+    split = RawSplit([(events, 0) for events in recordings], np.zeros(4, dtype=np.int64), tmp_path)
+    store = event_store(NMNIST_SOURCE, split, tmp_path / "cache")
+    frames = batch_frames(store, np.arange(4), FrameSpec(5), NMNIST_SOURCE)
+    for row, events in enumerate(recordings[1:], start=1):
+        np.testing.assert_array_equal(frames[row].numpy(), frame_transform(NMNIST_SOURCE, FrameSpec(5))(events.copy()))
+    assert frames[0].sum() == 0 and frames[3].sum() > 0
 
 
 def test_dvsgesture_frames_are_downsampled(data_root):
@@ -124,13 +141,15 @@ def test_train_val_and_test_sets_for_static_images(data_root):
     train, val = train_val_datasets(MNIST_SOURCE, data_root, SampleRequest(FrameSpec(1), train_limit=50))
     test = final_test_set(MNIST_SOURCE, data_root, SampleRequest(FrameSpec(1)))
     image, label = train[0]
-    assert image.shape == (1, 28, 28) and 0 <= image.min() and image.max() <= 1
+    assert image.shape == (1, 28, 28) and image.dtype == torch.uint8  # bytes; the encoder scales them
+    assert to_model_input(image[None], "static", False, 1, "direct").max() <= 1
     assert len(train) == 50 and len(val) == 20 and len(test) == 50
     assert sorted(np.bincount([int(train[i][1]) for i in range(50)]).tolist()) == [5] * 10
 
 
 def test_encoders_and_model_inputs():
     images = torch.rand(4, 1, 28, 28)
+    assert torch.equal(to_model_input((images * 255).round().to(torch.uint8), "static", False, 1, "direct"), (images * 255).round() / 255)
     assert direct_current(images, 5).shape == (5, 4, 1, 28, 28)
     assert torch.equal(direct_current(images, 5)[3], images)
     spikes = rate_coded(images, 200)

@@ -21,7 +21,7 @@ from ray import tune
 
 import faults
 from study.config import StudySettings
-from study.data.frames import FrameSpec, cached_frames
+from study.data.events import event_store
 from study.data.sources import DVSGESTURE_SOURCE, NMNIST_SOURCE
 from study.errors import UserError
 from study.outcome import conclude, trial_rows
@@ -91,9 +91,9 @@ def test_a_truncated_nmnist_file_is_named(damaged_root, tmp_path):
     damaged = Path(split.dataset.data[7])
     damaged.write_bytes(damaged.read_bytes()[:13])  # two events and a half
     with pytest.raises(UserError, match=f"Cannot read {damaged}"):
-        cached_frames(NMNIST_SOURCE, split, np.arange(10), FrameSpec(5), tmp_path / "cache")
+        event_store(NMNIST_SOURCE, split, tmp_path / "cache")
     leftovers = [p.name for p in (tmp_path / "cache").iterdir() if not p.name.endswith(".lock")]
-    assert leftovers == []  # no cache, not even a partial one
+    assert leftovers == []  # no store, not even a partial one
 
 
 def test_a_corrupt_dvsgesture_file_is_named(damaged_root, tmp_path):
@@ -101,36 +101,30 @@ def test_a_corrupt_dvsgesture_file_is_named(damaged_root, tmp_path):
     damaged = Path(split.dataset.data[3])
     damaged.write_bytes(damaged.read_bytes()[:200])
     with pytest.raises(UserError, match=f"Cannot read {damaged}.*truncated or corrupt"):
-        cached_frames(DVSGESTURE_SOURCE, split, np.arange(5), FrameSpec(4, 32), tmp_path / "cache")
+        event_store(DVSGESTURE_SOURCE, split, tmp_path / "cache")
 
 
 CONVERT = textwrap.dedent(
     """
     import os, sys, time
-    import numpy as np
-    from study.data import frames
+    from pathlib import Path
+    from study.data import events
     from study.data.sources import NMNIST_SOURCE
 
     root, cache, delay = sys.argv[1], sys.argv[2], float(sys.argv[3])
-    real_transform = frames.frame_transform
+    real_read, real_decode = events._read, events._decode
+    events._read = lambda *args: (time.sleep(delay), real_read(*args))[1]
 
-    def slow_transform(source, spec):
-        transform = real_transform(source, spec)
-        return lambda events: (time.sleep(delay), transform(events))[1]
-
-    frames.frame_transform = slow_transform
-    real_convert = frames._convert
-
-    def logged_convert(*args):
+    def logged_decode(*args):
         with open(os.path.join(cache, "conversions.log"), "a") as log:
             log.write(f"{os.getpid()}\\n")
-        real_convert(*args)
+        real_decode(*args)
 
-    frames._convert = logged_convert
+    events._decode = logged_decode
     split = NMNIST_SOURCE.open(root, train=True)
     started = time.time()
-    result = frames.cached_frames(NMNIST_SOURCE, split, np.arange(20), frames.FrameSpec(5), __import__("pathlib").Path(cache))
-    print(int(result.sum()), started, time.time())
+    store = events.event_store(NMNIST_SOURCE, split, Path(cache))
+    print(len(store.events), started, time.time())
     """
 )
 
@@ -141,10 +135,10 @@ def start_conversion(data_root, cache: Path, delay: float) -> subprocess.Popen:
     )
 
 
-def test_parallel_trials_convert_a_cache_once(data_root, tmp_path):
+def test_parallel_trials_decode_the_events_once(data_root, tmp_path):
     cache = tmp_path / "cache"
     cache.mkdir()
-    first, second = start_conversion(data_root, cache, 0.4), start_conversion(data_root, cache, 0.4)  # 8 s each
+    first, second = start_conversion(data_root, cache, 0.04), start_conversion(data_root, cache, 0.04)  # 8 s each
     (total1, start1, end1), (total2, start2, end2) = (
         [float(word) for word in process.communicate(timeout=120)[0].split()] for process in (first, second)
     )
@@ -153,16 +147,16 @@ def test_parallel_trials_convert_a_cache_once(data_root, tmp_path):
     assert len((cache / "conversions.log").read_text().split()) == 1  # one converted, the other waited
 
 
-def test_a_conversion_killed_mid_write_leaves_no_cache_that_loads(data_root, tmp_path):
+def test_a_decoding_killed_mid_write_leaves_no_store_that_loads(data_root, tmp_path):
     cache = tmp_path / "cache"
     cache.mkdir()
-    victim = start_conversion(data_root, cache, 1.0)  # 20 samples x 1 s
+    victim = start_conversion(data_root, cache, 0.1)  # 200 samples x 0.1 s
     deadline = time.monotonic() + 60
     while not list(cache.glob("*.partial-*")) and time.monotonic() < deadline:
         time.sleep(0.2)
     victim.kill()  # SIGKILL: no clean-up runs
     victim.wait()
-    assert list(cache.glob("*.partial-*")) and not list(cache.glob("*.npy"))
+    assert list(cache.glob("*.partial-*")) and not list(cache.glob("*.npy"))  # no offsets: no complete store
     survivor = start_conversion(data_root, cache, 0.0)
     assert float(survivor.communicate(timeout=120)[0].split()[0]) > 0
-    assert len(list(cache.glob("*.npy"))) == 1 and not list(cache.glob("*.partial-*"))
+    assert len(list(cache.glob("*-offsets.npy"))) == 1 and not list(cache.glob("*.partial-*"))

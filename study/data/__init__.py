@@ -9,7 +9,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
-from study.data.frames import FrameDataset, FrameSpec, cached_frames
+from study.data.events import event_store
+from study.data.frames import FrameDataset, FrameSpec
 from study.data.sources import SYNTHETIC_MARKER, RawSplit, Source
 from study.data.splits import balanced_subset, train_val_indices
 
@@ -37,10 +38,10 @@ class SampleRequest:
 def _materialize(source: Source, split: RawSplit, indices: np.ndarray, frames: FrameSpec, root: Path) -> Dataset:
     targets = split.targets[indices]
     if source.kind == "static":
-        # MNIST: 60000 x 28 x 28 bytes, small enough to hold; scaled to [0, 1] for rate coding.
-        images = split.dataset.data[torch.as_tensor(indices)].unsqueeze(1).float() / 255.0
+        # MNIST: 60000 x 28 x 28 bytes, held as bytes (47 MB, not 188 MB of floats); scaled by the encoder.
+        images = split.dataset.data[torch.as_tensor(indices)].unsqueeze(1)
         return TensorDataset(images, torch.as_tensor(targets))
-    return FrameDataset(cached_frames(source, split, indices, frames, root / "cache"), targets)
+    return FrameDataset(event_store(source, split, root / "cache"), indices, targets, frames, source)
 
 
 def train_val_datasets(source: Source, root: Path, request: SampleRequest) -> tuple[Dataset, Dataset]:

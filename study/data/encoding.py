@@ -23,9 +23,10 @@ ENCODERS = {"direct": direct_current, "rate": rate_coded}
 
 
 def to_model_input(batch: torch.Tensor, kind: str, spiking: bool, num_steps: int, encoding: str) -> torch.Tensor:
-    """Adapt a loader batch: static images `[B, C, H, W]`, or event frames `[B, T, P, H, W]` (counts)."""
+    """Adapt a loader batch: static images `[B, C, H, W]` (bytes), or event frames `[B, T, P, H, W]` (counts)."""
     if kind == "static":
-        return ENCODERS[encoding](batch, num_steps) if spiking else batch
+        images = batch.float() / 255.0  # on the device: the loader moves bytes
+        return ENCODERS[encoding](images, num_steps) if spiking else images
     if spiking:
         return batch.transpose(0, 1)  # [B, T, P, H, W] -> [T, B, P, H, W]
     # The CNN sees all events of a sample at once; log1p keeps dense regions from dominating.

@@ -1,29 +1,22 @@
-"""Event streams -> frames of T time bins, converted once and cached on disk for every trial.
+"""Event streams -> frames of T time bins, made per batch from the shared event store.
 
-T is searched, so many trials ask for the same frames: the first converts, the others wait on a
-file lock and then read the cache (memory-mapped, so no trial holds a data set in RAM). The cache
-key covers everything that changes the content (tonic's DiskCachedDataset does not notice a
-changed transform, tonic issue #160).
+Frames are never stored: T and the frame size are searched, and a frame cache per setting would
+re-read every raw file for every new T (and weigh 115 KB a sample at T=25 on N-MNIST). Instead
+a batch's events are binned with one `np.bincount`, which reproduces tonic's
+`Downsample` + `ToFrame(n_time_bins=T)` exactly (tests/test_data.py compares them) at thousands
+of samples a second.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
-from filelock import FileLock
 from tonic.transforms import Compose, Downsample, ToFrame
 
-from study.data.sources import RawSplit, Source
-from study.errors import UserError
-from study.files import replaced_atomically
-
-# Bump when the conversion below changes: old caches then stop matching.
-FRAME_FORMAT = 1
+from study.data.events import EventStore
+from study.data.sources import Source
 
 
 @dataclass(frozen=True)
@@ -35,7 +28,7 @@ class FrameSpec:
 
 
 def frame_transform(source: Source, spec: FrameSpec) -> Compose:
-    """tonic transforms: optional spatial downsampling, then T equal time bins of event counts."""
+    """The same conversion with tonic's per-sample transforms: the reference the batched one is tested against."""
     width, height, polarities = source.shape
     transforms = []
     sensor_size = source.shape
@@ -46,64 +39,47 @@ def frame_transform(source: Source, spec: FrameSpec) -> Compose:
     return Compose(transforms)
 
 
-def cache_key(source: Source, split: RawSplit, indices: np.ndarray, spec: FrameSpec) -> str:
-    """A digest of every input that changes the cached frames."""
-    content = {
-        "format": FRAME_FORMAT,
-        "dataset": source.name,
-        "folder": str(split.folder.resolve()),
-        "indices": hashlib.sha256(np.ascontiguousarray(indices, dtype=np.int64).tobytes()).hexdigest(),
-        "n_time_bins": spec.n_time_bins,
-        "size": spec.size,
-        "dtype": source.frame_dtype,
-    }
-    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:20]
-
-
-def cached_frames(source: Source, split: RawSplit, indices: np.ndarray, spec: FrameSpec, cache_dir: Path) -> np.ndarray:
-    """Frames `[N, T, P, H, W]` of the samples `indices`, memory-mapped from the cache (built if absent)."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    path = cache_dir / f"{source.name}-{cache_key(source, split, indices, spec)}.npy"
-    with FileLock(str(path) + ".lock"):
-        if not path.exists():
-            # Left by a process killed mid-write; holding the lock, nobody else is writing them.
-            for stale in cache_dir.glob(f"{path.name}.partial-*"):
-                stale.unlink()
-            _convert(source, split, indices, spec, path)
-    return np.load(path, mmap_mode="r")
-
-
-def _convert(source: Source, split: RawSplit, indices: np.ndarray, spec: FrameSpec, path: Path) -> None:
-    transform = frame_transform(source, spec)
+def batch_frames(store: EventStore, samples: np.ndarray, spec: FrameSpec, source: Source) -> torch.Tensor:
+    """Event counts `[B, T, P, H, W]` (float32) of the store's `samples`."""
     channels, height, width = source.input_shape(spec.size)
-    dtype = np.dtype(source.frame_dtype)
-    ceiling = np.iinfo(dtype).max
-    with replaced_atomically(path) as partial:
-        frames = np.lib.format.open_memmap(
-            partial, mode="w+", dtype=dtype, shape=(len(indices), spec.n_time_bins, channels, height, width)
-        )
-        for row, index in enumerate(indices):
-            try:
-                events, _ = split.dataset[int(index)]
-                frames[row] = np.minimum(transform(events), ceiling)
-            except Exception as error:  # whatever a damaged file makes the reader raise, name the file
-                raise UserError(
-                    f"Cannot read {split.sample_file(int(index))} ({type(error).__name__}: {error}). The file is "
-                    f"truncated or corrupt: restore it (download the dataset again) and rerun."
-                ) from None
-        frames.flush()
-        del frames
+    bins = spec.n_time_bins
+    starts, ends = store.offsets[samples], store.offsets[samples + 1]
+    events = np.concatenate([store.events[start:end] for start, end in zip(starts, ends)])
+    owner = np.repeat(np.arange(len(samples)), ends - starts)  # which sample each event belongs to
+    # tonic's ToFrame(n_time_bins=T): bins of (last - first) // T microseconds from the first event,
+    # an event in bin (t - first) // window; events past T whole windows are dropped. t starts at 0.
+    last = np.zeros(len(samples), dtype=np.int64)
+    filled = ends > starts
+    last[filled] = store.events["t"][ends[filled] - 1]
+    window = (last // bins)[owner]
+    step = np.floor_divide(events["t"], window, out=np.full(len(events), bins, dtype=np.int64), where=window > 0)
+    x, y = events["x"].astype(np.int64), events["y"].astype(np.int64)
+    sensor_width, sensor_height, _ = source.shape
+    if (width, height) != (sensor_width, sensor_height):  # tonic's Downsample: scale, then truncate
+        x = (x * (width / sensor_width)).astype(np.int64)
+        y = (y * (height / sensor_height)).astype(np.int64)
+    keep = step < bins
+    flat = (((owner * bins + step) * channels + events["p"]) * height + y) * width + x
+    counts = np.bincount(flat[keep], minlength=len(samples) * bins * channels * height * width)
+    return torch.from_numpy(counts.astype(np.float32)).view(len(samples), bins, channels, height, width)
 
 
 class FrameDataset(torch.utils.data.Dataset):
-    """(frames [T, P, H, W] float32 counts, label) pairs read from a memory-mapped frame cache."""
+    """(frames float32 counts, labels) of the samples `indices` of an event store.
 
-    def __init__(self, frames: np.ndarray, targets: np.ndarray):
-        self.frames = frames
+    Indexed by a list of positions it returns a whole batch, `[B, T, P, H, W]` and `[B]`, binned at
+    once (the loader asks for batches: study.trainable.make_loader); by one position, one sample.
+    """
+
+    def __init__(self, store: EventStore, indices: np.ndarray, targets: np.ndarray, spec: FrameSpec, source: Source):
+        self.store, self.indices, self.spec, self.source = store, np.asarray(indices, dtype=np.int64), spec, source
         self.targets = torch.as_tensor(targets, dtype=torch.int64)
 
     def __len__(self) -> int:
-        return len(self.targets)
+        return len(self.indices)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.from_numpy(self.frames[index].astype(np.float32)), self.targets[index]
+    def __getitem__(self, positions: int | list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        if isinstance(positions, int):
+            frames, targets = self[[positions]]
+            return frames[0], targets[0]
+        return batch_frames(self.store, self.indices[positions], self.spec, self.source), self.targets[positions]

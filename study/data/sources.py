@@ -100,7 +100,6 @@ class Source:
     shape: tuple[int, int, int]  # static: (C, H, W); events: tonic's sensor_size (W, H, P)
     layout: str  # the expected on-disk layout under the data root, for error messages
     loader: Any  # the dataset class
-    frame_dtype: str = "uint8"  # event frames: counts per bin, saturated at the dtype's maximum
 
     @property
     def num_classes(self) -> int:
@@ -174,6 +173,4 @@ DVSGESTURE_SOURCE = Source(
         f"([x, y, p, t_ms] rows; archives from {DVSGesture.train_url} and {DVSGesture.test_url})."
     ),
     loader=DVSGesture,
-    # Downsampled DVS frames sum many sensor pixels: counts exceed 255.
-    frame_dtype="int16",
 )
