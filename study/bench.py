@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 import os
 import platform
 import resource
@@ -133,12 +135,52 @@ def matmul_flops(device: torch.device, size: int = 2048) -> float:
     return 2 * size**3 / seconds(lambda: a @ b, 5, device)
 
 
-def nmnist_split(data_dir: Path | None, workdir: Path, samples: int) -> tuple[RawSplit, str]:
+def nmnist_root(data_dir: Path | None, workdir: Path, samples: int) -> tuple[Path, str]:
     """Real N-MNIST from `data_dir` when it is there, else synthetic data in the same on-disk format."""
     if data_dir is not None and (data_dir / "NMNIST" / "Train").is_dir():
-        return NMNIST_SOURCE.open(data_dir, train=True), f"N-MNIST from {data_dir}"
+        return data_dir, f"N-MNIST from {data_dir}"
     write_nmnist(workdir, train_per_class=-(-samples // 10), test_per_class=1)
-    return NMNIST_SOURCE.open(workdir, train=True), "synthetic N-MNIST-format data (no N-MNIST under --data-dir)"
+    return workdir, "synthetic N-MNIST-format data (no N-MNIST under --data-dir)"
+
+
+def our_datasets(root: Path, cache: Path, train_idx: np.ndarray, val_idx: np.ndarray) -> tuple[FrameDataset, FrameDataset]:
+    """Our training and validation sets at T=25, from the split's event store (decoded if absent)."""
+    split = NMNIST_SOURCE.open(root, train=True)
+    store = event_store(NMNIST_SOURCE, split, cache)
+    return tuple(FrameDataset(store, idx, split.targets[idx], FrameSpec(25), NMNIST_SOURCE) for idx in (train_idx, val_idx))
+
+
+def our_epoch(model, train_set, val_set, device, precision) -> None:
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    to_input = lambda batch: batch.to(device).transpose(0, 1)  # [B, T, P, H, W] -> [T, B, P, H, W]
+    train_one_epoch(model, make_loader(train_set, BATCH, True), optimizer, to_input, device, precision)
+    evaluate(model, make_loader(val_set, BATCH, False), to_input, device, precision)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. Linux's VmHWM belongs to the address space, so unlike
+    getrusage's ru_maxrss it does not carry over the parent's peak into a spawned child."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux; elsewhere approximate
+
+
+def _trial_epoch(root, cache, train_idx, val_idx, device, precision, threads) -> float:
+    """What one trial does per epoch, alone in a fresh process; returns that process's peak RSS."""
+    torch.set_num_threads(threads)
+    train_set, val_set = our_datasets(root, cache, train_idx, val_idx)
+    our_epoch(build_model("nmnist", "scnn", Hyperparams(num_steps=25)).to(device), train_set, val_set, device, precision)
+    return peak_rss_mb()
+
+
+def trial_peak_rss_mb(*args) -> float:
+    """Peak resident memory of `_trial_epoch(*args)` run in a fresh (spawned) process."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_trial_epoch, *args).result()
 
 
 class ReferenceFrames(torch.utils.data.Dataset):
@@ -218,17 +260,16 @@ def run(args: argparse.Namespace) -> dict:
 
     # (b) the data path and (d) whole epochs, T = 25
     with tempfile.TemporaryDirectory() as workdir:
-        split, data_note = nmnist_split(args.data_dir, Path(workdir), train_samples + val_samples)
+        root, data_note = nmnist_root(args.data_dir, Path(workdir), train_samples + val_samples)
         report["data"] = data_note
+        split, cache = NMNIST_SOURCE.open(root, train=True), Path(workdir) / "cache"
         indices = np.arange(train_samples + val_samples) % len(split.targets)
         train_idx, val_idx = indices[:train_samples], indices[train_samples:]
-        spec = FrameSpec(25)
         started = time.perf_counter()
-        store = event_store(NMNIST_SOURCE, split, Path(workdir) / "cache")
+        ours_train, ours_val = our_datasets(root, cache, train_idx, val_idx)
         report["store_build_seconds"] = time.perf_counter() - started
-        report["store_samples"] = len(store)
-        ours_train = FrameDataset(store, train_idx, split.targets[train_idx], spec, NMNIST_SOURCE)
-        ours_val = FrameDataset(store, val_idx, split.targets[val_idx], spec, NMNIST_SOURCE)
+        report["store_samples"] = len(split.targets)
+        spec = FrameSpec(25)
         reference_train, reference_val = ReferenceFrames(split, train_idx, spec), ReferenceFrames(split, val_idx, spec)
 
         def reference_loader(dataset, shuffle):  # the tutorial's: samples fetched and stacked one by one
@@ -247,11 +288,6 @@ def run(args: argparse.Namespace) -> dict:
         reference = ReferenceSCNN(ours, hp).to(device)
         to_input = lambda batch: batch.to(device).transpose(0, 1)  # [B, T, P, H, W] -> [T, B, P, H, W]
 
-        def our_epoch():
-            optimizer = torch.optim.Adam(ours.parameters(), lr=1e-3)
-            train_one_epoch(ours, make_loader(ours_train, BATCH, True), optimizer, to_input, device, precision)
-            evaluate(ours, make_loader(ours_val, BATCH, False), to_input, device, precision)
-
         def reference_epoch():
             optimizer = torch.optim.Adam(reference.parameters(), lr=1e-3)
             for inputs, targets in reference_loader(reference_train, True):
@@ -263,11 +299,14 @@ def run(args: argparse.Namespace) -> dict:
                     reference.run(to_input(inputs))
 
         # Epochs include loading: no warm-up, as in a trial (which also starts cold).
-        ours_epoch_s, reference_epoch_s = paired_seconds(our_epoch, reference_epoch, 1 if args.quick else 3, device, warm_up=False)
+        ours_epoch_s, reference_epoch_s = paired_seconds(
+            lambda: our_epoch(ours, ours_train, ours_val, device, precision), reference_epoch, 1 if args.quick else 3, device, warm_up=False
+        )
         report["epoch"] = {"ours_seconds": ours_epoch_s, "reference_seconds": reference_epoch_s}
         report["epoch_speedup"] = reference_epoch_s / ours_epoch_s
 
-    report["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        report["trial_peak_rss_mb"] = trial_peak_rss_mb(root, cache, train_idx, val_idx, device, precision, torch.get_num_threads())
+    report["peak_rss_mb"] = peak_rss_mb()
     if device.type == "cuda":
         report["peak_gpu_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
     return report
@@ -296,7 +335,10 @@ def table(report: dict) -> str:
     for key, goal in GOALS.items():
         verdict = "met" if report[key] >= goal else f"missed by {goal / report[key]:.2f}x"
         lines.append(f"  {key}: {report[key]:.2f} (goal {goal:g}: {verdict})")
-    lines.append(f"  step_speedup {report['step_speedup']:.2f}, peak RSS {report['peak_rss_mb']:.0f} MB")
+    lines.append(
+        f"  step_speedup {report['step_speedup']:.2f}; peak RSS: one trial's epoch in its own process "
+        f"{report['trial_peak_rss_mb']:.0f} MB (goal under 3000), this benchmark {report['peak_rss_mb']:.0f} MB"
+    )
     return "\n".join(lines)
 
 

@@ -2,9 +2,11 @@
 
 Raw files (N-MNIST's 5-byte records, DVS Gesture's `.npy` tables) are read once per split and data
 folder, by whichever process gets there first (the study's driver, before any trial); the others
-wait on a file lock, then map the store. Frames for any T or frame size are made from it in
-batches (study.data.frames), so changing T never re-reads a raw file. At 7 bytes an event, the
-N-MNIST training split is about 1.3 GB on disk and nothing of it is held in a trial's own memory.
+wait on a file lock, then read the store. Frames for any T or frame size are made from it in
+batches (study.data.frames), so changing T never re-reads a raw file. At 7 bytes an event the
+N-MNIST training split is about 1.3 GB on disk; a batch's events are read with `pread` into the
+trial's memory and dropped after binning, so a trial's memory does not grow with the data set
+(the OS page cache, shared by every trial on the node, keeps the hot parts).
 
 Layout under `<data root>/cache/`: `<name>-events.bin` (structured records x, y, p, t with t in
 microseconds from the sample's first event) and `<name>-offsets.npy` (sample i is
@@ -40,16 +42,23 @@ def event_dtype(source: Source) -> np.dtype:
 
 @dataclass(frozen=True)
 class EventStore:
-    """The events of every sample of one split."""
+    """The events of every sample of one split, read from disk on demand."""
 
-    events: np.ndarray  # [total events] structured (x, y, p, t), memory-mapped
-    offsets: np.ndarray  # [samples + 1] int64
+    path: Path  # the packed records
+    dtype: np.dtype
+    offsets: np.ndarray  # [samples + 1] int64: sample i is records offsets[i] to offsets[i + 1]
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
-    def sample(self, index: int) -> np.ndarray:
-        return self.events[self.offsets[index] : self.offsets[index + 1]]
+    def read(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The events of `samples`, concatenated, and how many belong to each sample."""
+        starts, ends = self.offsets[samples], self.offsets[samples + 1]
+        size = self.dtype.itemsize
+        # pread takes no file position, so worker processes forked from one another never interfere.
+        with open(self.path, "rb") as file:
+            chunks = [os.pread(file.fileno(), int(end - start) * size, int(start) * size) for start, end in zip(starts, ends)]
+        return np.frombuffer(b"".join(chunks), dtype=self.dtype), ends - starts
 
 
 def store_name(source: Source, split: RawSplit) -> str:
@@ -68,10 +77,7 @@ def event_store(source: Source, split: RawSplit, cache_dir: Path) -> EventStore:
             for stale in cache_dir.glob(f"{name}-*.partial-*"):
                 stale.unlink()
             _decode(source, split, events_path, offsets_path)
-    offsets = np.load(offsets_path)
-    if offsets[-1] == 0:  # np.memmap refuses an empty file; a split without events still has samples
-        return EventStore(np.zeros(0, dtype=event_dtype(source)), offsets)
-    return EventStore(np.memmap(events_path, dtype=event_dtype(source), mode="r"), offsets)
+    return EventStore(events_path, event_dtype(source), np.load(offsets_path))
 
 
 def _decode(source: Source, split: RawSplit, events_path: Path, offsets_path: Path) -> None:

@@ -43,14 +43,13 @@ def batch_frames(store: EventStore, samples: np.ndarray, spec: FrameSpec, source
     """Event counts `[B, T, P, H, W]` (float32) of the store's `samples`."""
     channels, height, width = source.input_shape(spec.size)
     bins = spec.n_time_bins
-    starts, ends = store.offsets[samples], store.offsets[samples + 1]
-    events = np.concatenate([store.events[start:end] for start, end in zip(starts, ends)])
-    owner = np.repeat(np.arange(len(samples)), ends - starts)  # which sample each event belongs to
+    events, counts = store.read(samples)
+    owner = np.repeat(np.arange(len(samples)), counts)  # which sample each event belongs to
     # tonic's ToFrame(n_time_bins=T): bins of (last - first) // T microseconds from the first event,
     # an event in bin (t - first) // window; events past T whole windows are dropped. t starts at 0.
     last = np.zeros(len(samples), dtype=np.int64)
-    filled = ends > starts
-    last[filled] = store.events["t"][ends[filled] - 1]
+    filled = counts > 0
+    last[filled] = events["t"][np.cumsum(counts)[filled] - 1]
     window = (last // bins)[owner]
     step = np.floor_divide(events["t"], window, out=np.full(len(events), bins, dtype=np.int64), where=window > 0)
     x, y = events["x"].astype(np.int64), events["y"].astype(np.int64)
