@@ -20,6 +20,7 @@ from pathlib import Path
 from study.cli import count, gpu_share, report, retries, share
 from study.config import StudySettings
 from study.data import data_root, is_synthetic
+from study.data.events import event_store
 from study.data.synthetic import ensure_synthetic
 from study.errors import UserError
 from study.experiment import STUDY_FILE, check_new, check_storage_writable, load_study, save_study
@@ -115,7 +116,8 @@ def interpret(args: argparse.Namespace) -> Invocation:
 
 
 def prepare_data(settings: StudySettings, splits: tuple[bool, ...] = (True, False)) -> None:
-    """Generate (--synthetic) or download the data before any trial starts, so a missing data set fails here, once.
+    """Generate (--synthetic) or download the data, and decode event streams, before any trial starts:
+    a missing or damaged data set fails here, once, and no trial waits on another to decode.
 
     `splits`: which to open (True: training, False: test). The synthetic generator is deterministic,
     so regenerated synthetic data is the data a synthetic model was trained on.
@@ -127,7 +129,9 @@ def prepare_data(settings: StudySettings, splits: tuple[bool, ...] = (True, Fals
     if settings.synthetic:
         ensure_synthetic(settings.dataset, root, entry.write_synthetic, *entry.synthetic_per_class)
     for train in splits:
-        entry.source.open(root, train=train)
+        split = entry.source.open(root, train=train)
+        if entry.source.kind == "events":
+            event_store(entry.source, split, root / "cache")
 
 
 def _auth_token_available() -> bool:
