@@ -13,7 +13,7 @@ the first step(s). So `SpikeCountScores` wraps the model:
   (spiking CNN: the last convolutional LIF layer `lif2`, read by `fc`; spiking LSTM: the spikes of
   the SConv2dLSTM, read by `project`). A first pass records them for every step; the target layer
   `probe` is then called once on all of them, folded `[T*B, C', h, w]`, and a pre-hook hands the
-  consumer those same values call by call, so the gradient of every step reaches the one call.
+  consumer those same values (checked) call by call, so the gradient of every step reaches the one call.
   The SConv2dLSTM's internal convolution is not the target: it runs once per step on the input
   joined with the recurrent state, so its activations mix in the previous steps; its spike output
   feeds nothing but the projection, so its gradient is that spike map's whole effect on the score.
@@ -34,17 +34,16 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
-from matplotlib.animation import FuncAnimation
 from matplotlib.cm import ScalarMappable
 from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.image import show_cam_on_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
-from analysis.animation import save_animation
+from analysis.animation import Prerendered, prerendered, save_animation
 from analysis.artifacts import Artifact, save_figure
-from analysis.samples import Loaded, pictures, run_cli, sequence_samples, short_name, step_columns, step_pictures
-from study.models import SpikingCNN, SpikingLSTM
+from analysis.samples import Loaded, pictures, run_cli, sequence_samples, short_name, shown_steps_note, step_columns, step_pictures
+from study.models import Output, SpikingCNN, SpikingLSTM
 
 SECTION = "Grad-CAM"
 # Spiking models: (stateless consumer, key of Output.spikes of the spikes it reads).
@@ -68,19 +67,21 @@ class _Substitute:
 
 
 class SpikeCountScores(nn.Module):
-    """A spiking model as pytorch-grad-cam needs it: frames `[B, T*C, H, W]` -> spike counts `[B, classes]`."""
+    """A spiking model as pytorch-grad-cam needs it: frames `[B, T*C, H, W]` -> spike counts `[B, classes]`.
 
-    def __init__(self, model: nn.Module, steps: int):
+    `spikes`: the spikes the consumer reads, `[T, B, C', h, w]`, from a first pass over the same frames.
+    """
+
+    def __init__(self, model: nn.Module, spikes: torch.Tensor):
         super().__init__()
-        self.model, self.steps = model, steps
-        self.consumer, self.producer = SPIKING_TARGETS[type(model)]
+        self.model, self.steps = model, spikes.shape[0]
+        self.consumer = SPIKING_TARGETS[type(model)][0]
+        self.recorded = spikes.flatten(0, 1).detach()  # [T*B, C', h, w]
         self.probe = nn.Identity()  # the Grad-CAM target layer: called once, on every step's spikes
 
     def forward(self, packed: torch.Tensor) -> torch.Tensor:
         x = packed.unflatten(1, (self.steps, -1)).transpose(0, 1)  # [B, T*C, H, W] -> [T, B, C, H, W]
-        with torch.no_grad():
-            spikes = self.model.run(x).spikes[self.producer]  # [T, B, C', h, w]
-        features = self.probe(spikes.flatten(0, 1).detach().requires_grad_())  # [T*B, C', h, w]
+        features = self.probe(self.recorded.clone().requires_grad_())
         feed = _Substitute(features)
         handle = getattr(self.model, self.consumer).register_forward_pre_hook(feed)
         try:
@@ -102,10 +103,16 @@ def cnn_cam(model: nn.Module, inputs: torch.Tensor, classes: torch.Tensor) -> np
         return cam(input_tensor=inputs, targets=[ClassifierOutputTarget(int(c)) for c in classes])
 
 
-def spiking_cam(model: nn.Module, inputs: torch.Tensor, classes: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """Grad-CAM of a spiking model for `classes`: time-summed [B, H, W] and per step [B, T, H, W], in [0, 1]."""
+def spiking_cam(model: nn.Module, inputs: torch.Tensor, classes: torch.Tensor, output: Output | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Grad-CAM of a spiking model for `classes`: time-summed [B, H, W] and per step [B, T, H, W], in [0, 1].
+
+    `output`: the model's forward pass over `inputs`, when already at hand.
+    """
+    if output is None:
+        with torch.no_grad():
+            output = model.run(inputs)
     steps, height, width = inputs.shape[0], inputs.shape[-2], inputs.shape[-1]
-    wrapper = SpikeCountScores(model, steps)
+    wrapper = SpikeCountScores(model, output.spikes[SPIKING_TARGETS[type(model)][1]])
     packed = pack(inputs)
     targets = [ClassifierOutputTarget(int(c)) for c in classes]
     with GradCAM(wrapper, target_layers=[wrapper.probe]) as cam:
@@ -174,12 +181,13 @@ def steps_figure(loaded: Loaded, per_step: np.ndarray, predicted: torch.Tensor) 
                 ax.set_title(f"t={step + 1}", fontsize=8)
         text, color = sample_title(loaded, index, predicted)
         axes[row, 0].set_ylabel(text, fontsize=8, color=color, rotation=0, ha="right", va="center")
-    figure.suptitle(f"Grad-CAM per time step ({loaded.arch} on {loaded.dataset}; one colour scale per sample)")
+    note = shown_steps_note(per_step.shape[1])
+    figure.suptitle(f"Grad-CAM per time step ({loaded.arch} on {loaded.dataset}; one colour scale per sample{note})")
     _cam_colorbar(figure, axes)
     return figure
 
 
-def steps_animation(loaded: Loaded, per_step: np.ndarray, predicted: torch.Tensor) -> tuple[plt.Figure, FuncAnimation]:
+def steps_animation(loaded: Loaded, per_step: np.ndarray, predicted: torch.Tensor) -> Prerendered:
     """The per-step maps over the input frames, one animation frame per time step."""
     samples, seen, steps = sequence_samples(loaded), step_pictures(loaded), per_step.shape[1]
     # Animation frames are not trimmed like saved figures: a constrained layout keeps the titles inside.
@@ -199,32 +207,28 @@ def steps_animation(loaded: Loaded, per_step: np.ndarray, predicted: torch.Tenso
         clock.set_text(f"Grad-CAM per step, {loaded.arch} on {loaded.dataset}: t = {step + 1} / {steps}")
         return [*images, clock]
 
-    return figure, FuncAnimation(figure, draw, frames=steps, blit=False)
-
-
-def predictions(loaded: Loaded) -> torch.Tensor:
-    with torch.no_grad():
-        return loaded.model(loaded.inputs).argmax(1)
+    return prerendered(figure, draw, steps)
 
 
 def gradcam_artifacts(loaded: Loaded, out_dir: Path) -> list[Artifact]:
     """Grad-CAM figures of `loaded`'s samples for their predicted classes, written under `out_dir`."""
     out_dir = Path(out_dir)
-    predicted = predictions(loaded)
+    predicted = loaded.output.scores.argmax(1)
     where = f"{loaded.arch} on {loaded.dataset}"
     if not loaded.spiking:
         maps = cnn_cam(loaded.model, loaded.inputs, predicted)
         figure = grid_figure(loaded, maps, predicted, f"Grad-CAM of the predicted class, {where} (last conv block)")
         path = save_figure(figure, out_dir / "gradcam_grid.png")
         return [Artifact(path, f"Grad-CAM ({where}): where the CNN looks for the class it predicts; wrong predictions in red.", SECTION)]
-    summed, per_step = spiking_cam(loaded.model, loaded.inputs, predicted)
+    summed, per_step = spiking_cam(loaded.model, loaded.inputs, predicted, loaded.output)
     layer = SPIKING_TARGETS[type(loaded.model)][1]
     steps = per_step.shape[1]
     title = f"Grad-CAM of the predicted class, {where} ({layer} spikes, summed over {steps} steps)"
     artifacts = [
         Artifact(
             save_figure(grid_figure(loaded, summed, predicted, title), out_dir / "gradcam_grid.png"),
-            f"Grad-CAM ({where}), summed over {steps} time steps: where the {layer} spikes that drive the predicted class come from.",
+            f"Grad-CAM ({where}), summed over {steps} time steps: where the {layer} spikes that drive the predicted class "
+            "come from; wrong predictions in red.",
             SECTION,
         ),
         Artifact(
@@ -234,9 +238,7 @@ def gradcam_artifacts(loaded: Loaded, out_dir: Path) -> list[Artifact]:
         ),
     ]
     if loaded.events:
-        figure, animation = steps_animation(loaded, per_step, predicted)
-        path = save_animation(animation, out_dir / "gradcam_steps", fps=max(2, steps // 5))
-        plt.close(figure)
+        path = save_animation(steps_animation(loaded, per_step, predicted), out_dir / "gradcam_steps", fps=max(2, steps // 5))
         artifacts.append(Artifact(path, f"Grad-CAM ({where}) per time step over the event frames, one frame per step.", SECTION))
     return artifacts
 

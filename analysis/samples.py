@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
@@ -23,6 +24,7 @@ from study.config import Hyperparams, StudySettings
 from study.data import data_root, final_test_set
 from study.errors import UserError
 from study.experiment import STUDY_FILE
+from study.models import Output
 from study.registry import ARCHITECTURES, DATASETS
 from study.run import prepare_data
 from study.trainable import input_adapter, sample_request
@@ -44,8 +46,14 @@ class Loaded:
     hp: Hyperparams
     inputs: torch.Tensor  # model input: [T, B, C, H, W] for spiking models, [B, C, H, W] for the CNN
     labels: torch.Tensor  # [B]
-    frames: torch.Tensor  # for a human: images [B, C, H, W] (static data) or event frames [B, T, C, H, W]
+    frames: torch.Tensor  # for a human, as the loader gives them: images [B, C, H, W] (MNIST: bytes) or event frames [B, T, C, H, W]
     class_names: list[str]
+
+    @cached_property
+    def output(self) -> Output:
+        """The model's forward pass over `inputs`, computed once for every figure that needs it."""
+        with torch.no_grad():
+            return self.model.run(self.inputs)
 
     @property
     def dataset(self) -> str:
@@ -91,7 +99,7 @@ def experiment_data_dir(checkpoint: Path) -> Path | None:
     for place in places:
         record = _study_record_near(place)
         data_dir = (record or {}).get("settings", {}).get("data_dir")
-        if data_dir:
+        if data_dir and Path(data_dir).is_dir():  # a moved or deleted data folder: fall back to the default
             return Path(data_dir)
     return None
 
@@ -118,8 +126,7 @@ def load_with_samples(checkpoint: Path, count: int, data_dir: Path | None = None
     test_set = final_test_set(source, data_root(settings.data_dir, settings.synthetic), sample_request(settings, hp))
     if len(test_set) == 0:
         raise UserError(f"The {settings.dataset} test split under {settings.data_dir} holds no samples.")
-    batch = torch.stack([test_set[i][0] for i in range(len(test_set))])  # [B, C, H, W] or [B, T, P, H, W]
-    labels = torch.stack([torch.as_tensor(test_set[i][1]) for i in range(len(test_set))]).long()
+    batch, labels = test_set[list(range(len(test_set)))]  # one batch: [B, C, H, W] bytes or [B, T, P, H, W] counts
     order = torch.argsort(labels, stable=True)  # grouped by class: grids read row by row
     batch, labels = batch[order], labels[order]
     with torch.random.fork_rng():
@@ -156,6 +163,11 @@ def step_pictures(loaded: Loaded) -> np.ndarray:
 def step_columns(steps: int) -> list[int]:
     """Every step, or MAX_STEP_COLUMNS evenly spaced ones (first and last included)."""
     return list(range(steps)) if steps <= MAX_STEP_COLUMNS else np.linspace(0, steps - 1, MAX_STEP_COLUMNS).round().astype(int).tolist()
+
+
+def shown_steps_note(steps: int) -> str:
+    """What a figure's title says when `step_columns` leaves steps out."""
+    return f"; {MAX_STEP_COLUMNS} of {steps} steps shown" if steps > MAX_STEP_COLUMNS else ""
 
 
 def sequence_samples(loaded: Loaded) -> list[int]:

@@ -13,12 +13,12 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from matplotlib.animation import FuncAnimation
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
-from analysis.animation import save_animation
+from analysis.animation import Prerendered, prerendered, save_animation
 from analysis.artifacts import Artifact, save_figure
-from analysis.samples import Loaded, run_cli, sequence_samples, short_name, step_columns
+from analysis.samples import Loaded, run_cli, sequence_samples, short_name, shown_steps_note, step_columns
 from study.errors import UserError
 from study.models import Output
 
@@ -27,7 +27,9 @@ OUTPUT_LAYER = "out"  # the key of the output neurons' spikes in Output.spikes
 
 
 def class_colours(count: int) -> list:
-    return [plt.get_cmap("tab10" if count <= 10 else "tab20")(i) for i in range(count)]
+    """Distinct colours: tab20's ten strong ones first, then its light ones."""
+    palette = plt.get_cmap("tab20")
+    return [palette(i) for i in [*range(0, 20, 2), *range(1, 20, 2)][:count]]
 
 
 def focus_sample(loaded: Loaded, output: Output) -> int:
@@ -37,18 +39,19 @@ def focus_sample(loaded: Loaded, output: Output) -> int:
 
 
 def describe(loaded: Loaded, index: int, output: Output) -> str:
-    names = loaded.class_names
-    return f"true {short_name(names[int(loaded.labels[index])])}, pred {short_name(names[int(output.scores[index].argmax())])}"
+    names, scores = loaded.class_names, output.scores[index]
+    silent = " (no output spike)" if scores.max() == 0 else ""
+    return f"true {short_name(names[int(loaded.labels[index])])}, pred {short_name(names[int(scores.argmax())])}{silent}"
 
 
 def input_pictures(inputs: torch.Tensor, events: bool) -> np.ndarray:
-    """The model's input [T, B, C, H, W] as RGB [B, T, H, W, 3]: events red (polarity 1) and blue (polarity 0), else grey."""
+    """The model's input [T, B, C, H, W] as RGB [B, T, H, W, 3]: events red (polarity 1) and blue (polarity 0) on white, else grey."""
     x = inputs.transpose(0, 1).float()  # [B, T, C, H, W]
     x = x.log1p() if events else x  # event counts on a log scale, so busy pixels do not hide the rest
     x = x / x.flatten(1).max(1).values.clamp_min(1e-12)[:, None, None, None, None]  # one scale per sample
     if x.shape[2] == 2:
         off, on = x[:, :, 0], x[:, :, 1]
-        rgb = torch.stack([on, torch.zeros_like(on), off], dim=-1)
+        rgb = torch.stack([1 - off, (1 - on - off).clamp_min(0), 1 - on], dim=-1)
     else:
         rgb = x.sum(2, keepdim=True).clamp(0, 1).movedim(2, -1).expand(*x.shape[:2], *x.shape[3:], 3)
     return rgb.numpy()
@@ -69,7 +72,7 @@ def input_figure(loaded: Loaded, output: Output) -> plt.Figure:
                 ax.set_title(f"t={step + 1}", fontsize=8)
         axes[row, 0].set_ylabel(describe(loaded, index, output).replace(", ", "\n"), fontsize=8, rotation=0, ha="right", va="center")
     colours = "red: polarity 1 (ON) events, blue: polarity 0 (OFF)" if loaded.events else "brightness: input value"
-    figure.suptitle(f"Input over time ({loaded.arch} on {loaded.dataset}; {colours})")
+    figure.suptitle(f"Input over time ({loaded.arch} on {loaded.dataset}; {colours}{shown_steps_note(loaded.inputs.shape[0])})")
     return figure
 
 
@@ -108,7 +111,7 @@ def membrane_figure(loaded: Loaded, output: Output, index: int) -> plt.Figure:
         ax.plot(steps, membrane[:, neuron], color=colours[label], linewidth=2.2 if label == true else 0.9, alpha=0.9)
         fired = spikes[:, neuron].nonzero(as_tuple=True)[0]
         ax.scatter(steps[fired.numpy()], membrane[fired, neuron], color=colours[label], marker="o", s=14, zorder=3)
-    threshold = float(loaded.model.lif_out.threshold)
+    threshold = float(loaded.model.lif_out.threshold.detach())  # learned when learn_threshold
     ax.axhline(threshold, color="black", linestyle="--", linewidth=1)
     handles = [Line2D([], [], color=colours[c], linewidth=2.2 if c == true else 0.9, label=short_name(name)) for c, name in enumerate(loaded.class_names)]
     handles += [Line2D([], [], color="black", linestyle="--", label=f"threshold {threshold:.3g}"), Line2D([], [], color="grey", marker="o", linestyle="", label="spike")]
@@ -120,7 +123,16 @@ def membrane_figure(loaded: Loaded, output: Output, index: int) -> plt.Figure:
     return figure
 
 
-def counts_animation(loaded: Loaded, output: Output) -> tuple[plt.Figure, FuncAnimation]:
+def standing(counts: np.ndarray, names: list[str], final: bool) -> str:
+    """Who leads on `counts` so far, or the decision at the last step (the model's argmax: ties go to the first class)."""
+    leaders = np.flatnonzero(counts == counts.max())
+    tie = f" ({len(leaders)}-way tie at {counts.max():g})" if len(leaders) > 1 else ""
+    if final:
+        return f"decision: {names[leaders[0]]}{tie}"
+    return f"leading: {names[leaders[0]]}{tie}" if counts.max() > 0 else "no output spikes yet"
+
+
+def counts_animation(loaded: Loaded, output: Output) -> Prerendered:
     """Output spike counts per class accumulating over time, one animation frame per time step."""
     samples, classes = sequence_samples(loaded), len(loaded.class_names)
     per_step = output.spikes[OUTPUT_LAYER].unflatten(-1, (classes, -1)).sum(-1)  # [T, B, classes]
@@ -135,6 +147,7 @@ def counts_animation(loaded: Loaded, output: Output) -> tuple[plt.Figure, FuncAn
         ax.set_ylim(0, max(1.0, running[-1, column].max()) * 1.1)
         ax.set_xticks(range(classes), names, rotation=90 if max(map(len, names)) > 2 else 0, fontsize=7)
         ax.set_ylabel("output spikes so far")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         titles.append(ax.set_title("", fontsize=9))
     clock = figure.suptitle("")
 
@@ -142,13 +155,11 @@ def counts_animation(loaded: Loaded, output: Output) -> tuple[plt.Figure, FuncAn
         for column, index in enumerate(samples):
             for bar, height in zip(bars[column], running[step, column]):
                 bar.set_height(height)
-            leader = names[int(running[step, column].argmax())] if running[step, column].any() else "none yet"
-            verdict = "decision" if step == steps - 1 else "leading"
-            titles[column].set_text(f"true {names[int(loaded.labels[index])]} (green)\n{verdict}: {leader}")
+            titles[column].set_text(f"true {names[int(loaded.labels[index])]} (green)\n{standing(running[step, column], names, step == steps - 1)}")
         clock.set_text(f"Output spike counts, {loaded.arch} on {loaded.dataset}: t = {step + 1} / {steps}")
         return [*(bar for group in bars for bar in group), *titles, clock]
 
-    return figure, FuncAnimation(figure, draw, frames=steps, blit=False)
+    return prerendered(figure, draw, steps)
 
 
 def spike_artifacts(loaded: Loaded, out_dir: Path) -> list[Artifact]:
@@ -156,15 +167,14 @@ def spike_artifacts(loaded: Loaded, out_dir: Path) -> list[Artifact]:
     if not loaded.spiking:
         return []
     out_dir = Path(out_dir)
-    with torch.no_grad():
-        output = loaded.model.run(loaded.inputs)
+    output = loaded.output
     index = focus_sample(loaded, output)
     where, steps = f"{loaded.arch} on {loaded.dataset}", loaded.inputs.shape[0]
     artifacts = [
         Artifact(save_figure(input_figure(loaded, output), out_dir / "input_frames.png"), f"Input of the {where} over its {steps} time steps.", SECTION),
         Artifact(
             save_figure(raster_figure(loaded, output, index), out_dir / "hidden_raster.png"),
-            f"Hidden-layer spike raster of the {where} for one correctly classified test sample (if any).",
+            f"Hidden-layer spike raster of the {where} for one test sample (the first classified correctly, if any).",
             SECTION,
         ),
         Artifact(
@@ -173,9 +183,7 @@ def spike_artifacts(loaded: Loaded, out_dir: Path) -> list[Artifact]:
             SECTION,
         ),
     ]
-    figure, animation = counts_animation(loaded, output)
-    path = save_animation(animation, out_dir / "output_counts", fps=max(2, steps // 5))
-    plt.close(figure)
+    path = save_animation(counts_animation(loaded, output), out_dir / "output_counts", fps=max(2, steps // 5))
     artifacts.append(Artifact(path, f"Output spike counts per class of the {where}, accumulating step by step until the decision.", SECTION))
     return artifacts
 
