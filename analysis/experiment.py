@@ -33,15 +33,19 @@ class Trial:
     config: dict  # what the search chose for this trial
     status: str  # completed / stopped early / diverged / error (see study.outcome)
     epochs: int
+    last: dict  # summary.json's metrics of its last epoch
     history: pd.DataFrame  # one row per epoch: HISTORY_COLUMNS that the trial reported
     checkpoint: Path | None  # its last checkpoint, None when it never saved one
 
     @property
     def score(self) -> float | None:
-        """The trial's best METRIC over its epochs (what Tune ranks its checkpoints by), None without one."""
+        """The trial's best METRIC over its epochs (what Tune ranks its checkpoints by), None without one.
+
+        Without a readable progress.csv, the last epoch's value from summary.json stands in.
+        """
         values = self.history[METRIC].dropna() if METRIC in self.history else pd.Series(dtype=float)
         if values.empty:
-            return None
+            return self.last.get(METRIC)
         return float(values.max() if MODE == "max" else values.min())
 
 
@@ -77,7 +81,10 @@ class Experiment:
 
     @property
     def title(self) -> str:
-        return f"{self.arch} on {self.dataset}" + (" (synthetic)" if self.synthetic else "")
+        """'scnn on nmnist (synthetic)'; a study not named the default way keeps its name in the title, so titles differ."""
+        default_name = f"{self.dataset}-{self.arch}" + ("-synthetic" if self.synthetic else "")
+        extra = "" if self.name == default_name else f" [{self.name}]"
+        return f"{self.arch} on {self.dataset}" + (" (synthetic)" if self.synthetic else "") + extra
 
     @property
     def data_dir(self) -> Path:
@@ -168,6 +175,7 @@ def load_experiment(spec: str | Path, results_dir: Path = RESULTS_DIR) -> Experi
             config=row["config"],
             status=row["status"],
             epochs=row["epochs"],
+            last=row["last"],
             history=read_history(path / Path(row["path"]).name),
             checkpoint=last_checkpoint(path / Path(row["path"]).name),
         )

@@ -22,6 +22,8 @@ from study.registry import SEARCH_SPACES
 
 IMPORTANCE_METHOD = "PED-ANOVA"
 IMPORTANCE_EVALUATOR = "optuna.importance.PedAnovaImportanceEvaluator"  # Optuna's default evaluator
+# Below this many trials an importance is shown with a caution: Optuna suggests at least 5 in the top 10 %.
+FEW_TRIALS = 10
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,10 @@ class Importance:
     values: dict[str, float]  # parameter -> share of the total importance, largest first, summing to 1
     trials: int  # how many scored trials it rests on
     method: str = IMPORTANCE_METHOD
+
+    @property
+    def caution(self) -> str:
+        return " (few trials: treat as indicative only)" if self.trials < FEW_TRIALS else ""
 
 
 @contextlib.contextmanager
@@ -105,4 +111,5 @@ def parameter_importance(experiment: Experiment) -> Importance | str:
     total = sum(raw.values())
     if total <= 0:
         return f"PED-ANOVA found no difference between the best of the {len(trials)} trials and the rest"
-    return Importance({name: value / total for name, value in raw.items()}, len(trials))
+    shares = {name: round(value / total, 9) for name, value in raw.items()}  # rounded: ties compare equal
+    return Importance(dict(sorted(shares.items(), key=lambda item: (-item[1], item[0]))), len(trials))

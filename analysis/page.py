@@ -10,12 +10,13 @@ from analysis.content import Note, Report, Table
 from analysis.writeup import is_video, link
 
 STYLE = """
-body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.45; }
+body { font-family: system-ui, sans-serif; max-width: 1400px; margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.45; }
 h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }
 nav a { margin-right: 1em; }
 ul.summary li { margin-bottom: .4em; }
-table { border-collapse: collapse; font-size: .85em; margin: 1em 0; display: block; overflow-x: auto; }
-th, td { border: 1px solid #ccc; padding: .3em .6em; text-align: right; white-space: nowrap; }
+table { border-collapse: collapse; font-size: .8em; margin: 1em 0; display: block; overflow-x: auto; }
+th, td { border: 1px solid #ccc; padding: .3em .5em; text-align: right; }
+td { white-space: nowrap; }
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
 figure { margin: 1.5em 0; } figure img, figure video { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption, .caption { font-size: .9em; color: #555; }

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from analysis.comparison import comparison_table, study_row, write_csv
+from analysis.comparison import StudyRow, comparison_table, study_row, write_csv
 from analysis.content import Note, Report
 from analysis.experiment import Experiment, load_experiment
 from analysis.gradcam import gradcam_artifacts
@@ -69,42 +69,51 @@ def study_section(experiments: list[Experiment], folder: Path, report: Report) -
     return importances
 
 
-def make_report(specs: list[str], label: str | None, out_dir: Path, samples: int, data_dir: Path | None) -> Path:
-    """Build the report; returns the path of its index.html."""
-    experiments = [load_experiment(spec) for spec in specs]
+def model_section(experiments: list[Experiment], folder: Path, samples: int, data_dir: Path | None, report: Report, bar: tqdm) -> list[StudyRow]:
+    """Grad-CAM and spikes of each best model, then all their weights; returns the comparison rows."""
+    rows, models = [], {}
+    for experiment in experiments:
+        bar.set_postfix_str(f"best model of {experiment.name}")
+        loaded = load_with_samples(experiment.best_checkpoint, samples, data_dir or experiment.data_dir)
+        report.items += gradcam_artifacts(loaded, folder / experiment.name)
+        report.items += spike_artifacts(loaded, folder / experiment.name)
+        operations = count_operations(loaded.model, loaded.inputs)
+        rows.append(study_row(experiment, operations, loaded.hp, len(loaded.labels)))
+        models[experiment.title] = loaded.model
+        bar.update()
+    bar.set_postfix_str("weights")
+    report.items += weight_artifacts(models, folder / "weights")
+    bar.update()
+    return rows
+
+
+def report_folder(experiments: list[Experiment], label: str | None, out_dir: Path) -> Path:
     names = [experiment.name for experiment in experiments]
     if len(set(names)) < len(names):
-        raise UserError(f"An experiment was given twice ({', '.join(names)}); give each once.")
+        raise UserError(f"Two experiments share a name ({', '.join(names)}); the report keeps one folder per name, so give each once.")
     label = label or "+".join(names)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", label):
         raise UserError(f"--label {label!r}: use letters, digits, '.', '_', '+' and '-' only (it names a folder under --out-dir).")
-    folder = out_dir.resolve() / label
+    return out_dir.resolve() / label
+
+
+def make_report(specs: list[str], label: str | None, out_dir: Path, samples: int, data_dir: Path | None) -> Path:
+    """Build the report; returns the path of its index.html."""
+    experiments = [load_experiment(spec) for spec in specs]  # every input is checked before any work
+    folder = report_folder(experiments, label, out_dir)
     report = Report(title=f"Spiking and conventional networks: {', '.join(e.title for e in experiments)}")
     steps = 1 + len(experiments) + 1 + sum(len(e.trials) for e in experiments) + 1
     with tqdm(total=steps, desc="report", unit="step") as bar:
         bar.set_postfix_str("study figures")
         importances = study_section(experiments, folder / "study", report)
         bar.update()
-        rows, models = [], {}
-        for experiment in experiments:
-            bar.set_postfix_str(f"best model of {experiment.name}")
-            loaded = load_with_samples(experiment.best_checkpoint, samples, data_dir or experiment.data_dir)
-            report.items += gradcam_artifacts(loaded, folder / experiment.name)
-            report.items += spike_artifacts(loaded, folder / experiment.name)
-            operations = count_operations(loaded.model, loaded.inputs)
-            rows.append(study_row(experiment, operations, loaded.hp, len(loaded.labels)))
-            models[experiment.title] = loaded.model
-            bar.update()
-        bar.set_postfix_str("weights")
-        report.items += weight_artifacts(models, folder / "weights")
-        bar.update()
+        rows = model_section(experiments, folder, samples, data_dir, report, bar)
         points = []
         for experiment in experiments:
             bar.set_postfix_str(f"operations of every trial of {experiment.name}")
             points += trial_operations(experiment, TRIAL_SAMPLES, data_dir or experiment.data_dir, out_dir.resolve() / ".cache", bar.update)
         bar.set_postfix_str("writing")
-        report.items.append(comparison_table(rows))
-        report.items.append(tradeoff_figure(points, folder / "comparison"))
+        report.items += [comparison_table(rows), tradeoff_figure(points, folder / "comparison")]
         write_csv(rows, folder / "comparison" / "comparison.csv")
         report.summary = summary_sentences(rows, importances)
         _write(folder / "report.md", markdown(report, folder))

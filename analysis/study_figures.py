@@ -128,14 +128,18 @@ def importance_chart(experiment: Experiment, importance: Importance, out_dir: Pa
     """A horizontal bar per searched hyperparameter, largest importance on top."""
     names = list(importance.values)[::-1]
     figure, axis = plt.subplots(figsize=(6, 0.45 * len(names) + 1.2))
-    axis.barh(names, [importance.values[name] for name in names], color=BEST_COLOUR)
+    shares = [importance.values[name] for name in names]
+    bars = axis.barh(names, shares, color=BEST_COLOUR)
+    axis.bar_label(bars, [f"{share:.0%}" for share in shares], padding=3, fontsize="small")
     axis.set_xlabel("share of total importance")
     axis.set_xlim(0, 1)
     axis.grid(axis="x", alpha=0.3)
     axis.set_title(f"{experiment.title}: hyperparameter importance\nfor a high {AXIS_LABELS.get(METRIC, METRIC)}")
     path = save_figure(figure, out_dir / f"{experiment.name}-importance.png")
-    caution = " (few trials: treat as indicative only)" if importance.trials < 10 else ""
-    caption = f"{experiment.title}: importance of each hyperparameter by {importance.method} ({IMPORTANCE_EVALUATOR}), from {importance.trials} trials{caution}."
+    caption = (
+        f"{experiment.title}: importance of each hyperparameter by {importance.method} ({IMPORTANCE_EVALUATOR}), "
+        f"from {plural(importance.trials, 'trial')}{importance.caution}."
+    )
     return Artifact(path, caption, SECTION)
 
 

@@ -12,7 +12,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import numpy as np
 
 from analysis.artifacts import Artifact, save_figure
 from analysis.comparison import SECTION
@@ -49,7 +48,7 @@ def pareto_front(ops: list[float], accuracy: list[float]) -> list[bool]:
 
 def _last_accuracy(trial: Trial) -> float | None:
     values = trial.history[METRIC].dropna() if METRIC in trial.history else []
-    return float(values.iloc[-1]) if len(values) else None
+    return float(values.iloc[-1]) if len(values) else trial.last.get(METRIC)
 
 
 def _stamp(path: Path) -> list[int]:
@@ -62,7 +61,10 @@ def trial_operations(
 ) -> list[TrialPoint]:
     """One point per trial that saved a checkpoint; `on_trial` is called after each trial (a progress bar)."""
     cache_file = cache_dir / f"{experiment.name}-operations.json"
-    cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
+    try:
+        cache = json.loads(cache_file.read_text())
+    except (OSError, ValueError):  # absent or unreadable: count again
+        cache = {}
     points = []
     for trial in experiment.trials:
         accuracy = _last_accuracy(trial)
@@ -79,17 +81,25 @@ def trial_operations(
     return points
 
 
+def _front_of(points: list[TrialPoint]) -> list[TrialPoint]:
+    """The Pareto-optimal points, by increasing operations."""
+    on_front = pareto_front([p.ops for p in points], [p.accuracy for p in points])
+    return sorted((p for p, on in zip(points, on_front) if on), key=lambda p: p.ops)
+
+
 def tradeoff_figure(points: list[TrialPoint], out_dir: Path) -> Artifact:
-    """Scatter of accuracy against operations per sample (log x), one marker per study, the Pareto front joined."""
+    """Scatter of accuracy against operations per sample (log x), one marker per study; Pareto fronts joined:
+    each study's own (dashed, in its colour) and the front over all trials (circled, black)."""
     shown = [point for point in points if point.ops > 0]  # a log axis has no place for zero
-    front = pareto_front([p.ops for p in shown], [p.accuracy for p in shown])
     figure, axis = plt.subplots(figsize=(7.5, 5))
     for index, study in enumerate(dict.fromkeys(point.study for point in shown)):
         mine = [point for point in shown if point.study == study]
-        axis.scatter([p.ops for p in mine], [p.accuracy for p in mine], marker=MARKERS[index % len(MARKERS)], s=45, alpha=0.8, label=study)
-    optimal = sorted((p for p, on in zip(shown, front) if on), key=lambda p: p.ops)
+        dots = axis.scatter([p.ops for p in mine], [p.accuracy for p in mine], marker=MARKERS[index % len(MARKERS)], s=45, alpha=0.8, label=study)
+        own = _front_of(mine)
+        axis.step([p.ops for p in own], [p.accuracy for p in own], where="post", color=dots.get_facecolor()[0], linestyle="--", linewidth=1)
+    optimal = _front_of(shown)
     axis.step([p.ops for p in optimal], [p.accuracy for p in optimal], where="post", color="black", linewidth=1, zorder=1)
-    axis.scatter([p.ops for p in optimal], [p.accuracy for p in optimal], s=160, facecolor="none", edgecolor="black", label="Pareto front")
+    axis.scatter([p.ops for p in optimal], [p.accuracy for p in optimal], s=160, facecolor="none", edgecolor="black", label="Pareto front, all trials")
     axis.set_xscale("log")
     axis.set_xlabel("operations per test sample (MACs + SynOps, log scale)")
     axis.set_ylabel(f"{AXIS_LABELS.get(METRIC, METRIC)} at the trial's last epoch")
@@ -97,13 +107,13 @@ def tradeoff_figure(points: list[TrialPoint], out_dir: Path) -> Artifact:
     axis.legend(fontsize="small")
     axis.set_title("Accuracy against operations, every trial of every study")
     path = save_figure(figure, out_dir / "accuracy_vs_operations.png")
-    studies = sorted({p.study for p in shown})
+    studies = {p.study for p in shown}
     left_out = len(points) - len(shown)
     caption = (
         f"{AXIS_LABELS.get(METRIC, METRIC).capitalize()} against operations per test sample for {plural(len(shown), 'trial')} "
-        f"of {plural(len(studies), 'study')}, each at its last checkpoint; circled and joined: the Pareto front "
-        f"({plural(len(optimal), 'trial')} that no other trial beats on both)"
+        f"of {plural(len(studies), 'study')}, each at its last checkpoint; circled and joined in black: the Pareto front "
+        f"({plural(len(optimal), 'trial')} that no other trial beats on both); dashed: each study's own front"
         + (f"; {plural(left_out, 'trial')} with zero operations left off the log axis" if left_out else "")
-        + (". The studies use different data sets, so the front compares across tasks." if len({p.dataset for p in shown}) > 1 else ".")
+        + (". The studies use different data sets, so the black front compares across tasks." if len({p.dataset for p in shown}) > 1 else ".")
     )
     return Artifact(path, caption, SECTION)

@@ -94,7 +94,7 @@ def importance_sentence(title: str, importance: Importance) -> str:
     each = "" if len(leaders) == 1 else " each"
     return (
         f"In the search of the {title}, {joined} {verb} for validation accuracy ({100 * top:.0f}% of the total importance{each}, "
-        f"{importance.method} over {plural(importance.trials, 'trial')})."
+        f"{importance.method} over {plural(importance.trials, 'trial')}){importance.caution}."
     )
 
 

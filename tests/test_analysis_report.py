@@ -61,7 +61,7 @@ def spiking_row(**changes) -> StudyRow:
 
 def hand_trial(trial_id: str, config: dict, accuracies: list[float], status: str = "completed") -> Trial:
     history = pd.DataFrame({"epoch": range(1, len(accuracies) + 1), "val_acc": accuracies, "val_loss": [1.0] * len(accuracies)})
-    return Trial(trial_id, config, status, len(accuracies), history, None)
+    return Trial(trial_id, config, status, len(accuracies), {}, history, None)
 
 
 def hand_experiment(trials: list[Trial]) -> Experiment:
@@ -130,6 +130,7 @@ def test_importance_sentence_names_the_leader_or_the_tie():
     )
     tied = importance_sentence("scnn on nmnist", Importance({"lr": 0.4, "beta": 0.4, "slope": 0.2}, trials=2))
     assert "lr and beta tied as the most important" in tied and "40% of the total importance each" in tied
+    assert tied.endswith("over 2 trials) (few trials: treat as indicative only).")
 
 
 # ---------------------------------------------------------------- hyperparameters
@@ -166,6 +167,39 @@ def test_importance_says_why_it_cannot_be_computed():
     assert one == "parameter importance needs at least 2 trials with a validation score; this study has 1"
     same = parameter_importance(hand_experiment([hand_trial("a", {"lr": 1e-3}, [0.5]), hand_trial("b", {"lr": 1e-3}, [0.4])]))
     assert same == "no hyperparameter took two different values in this study's trials"
+
+
+def assert_not_blank(path: Path) -> None:
+    with Image.open(path) as image:
+        for number, frame in enumerate(ImageSequence.Iterator(image)):
+            variance = float(np.asarray(frame.convert("L"), dtype=float).var())
+            assert variance > BLANK_VARIANCE, f"{path} frame {number} is blank (variance {variance:.2f})"
+
+
+def test_study_figures_of_a_hand_made_study(tmp_path):
+    from analysis.study_figures import hyperparameter_effects, importance_chart, learning_curves, parallel_coordinates
+
+    statuses = ["completed", "stopped early", "diverged"]
+    trials = [
+        hand_trial(f"t{i}", {"lr": 10 ** (-4 + i / 4), "beta": 0.5 + i / 40, "optimizer": ["adam", "sgd"][i % 2]},
+                   [0.2 + i / 30, 0.3 + i / 25][: 1 + i % 2], statuses[i % 3])
+        for i in range(12)
+    ]
+    experiment = hand_experiment(trials)
+    importance = parameter_importance(experiment)
+    artifacts = [
+        learning_curves([experiment], tmp_path),
+        hyperparameter_effects(experiment, tmp_path),
+        importance_chart(experiment, importance, tmp_path),
+        parallel_coordinates(experiment, tmp_path),
+    ]
+    assert "ASHA stopped 4 trials early" in artifacts[0].caption
+    assert "against the 3 hyperparameters the search varied" in artifacts[1].caption
+    for artifact in artifacts:
+        assert artifact.section == "Study"
+        assert_not_blank(artifact.path)
+    constant = hand_experiment([hand_trial("a", {"lr": 1e-3}, [0.5]), hand_trial("b", {"lr": 1e-3}, [0.4])])
+    assert hyperparameter_effects(constant, tmp_path) is None and parallel_coordinates(constant, tmp_path) is None
 
 
 # ---------------------------------------------------------------- rendering
@@ -242,16 +276,31 @@ def test_an_experiment_whose_trials_finished_no_epoch_is_refused(tmp_path, capsy
     assert status == 2 and "has no finished trial: none of its 1 trial finished an epoch" in message
 
 
-def test_a_best_checkpoint_of_another_architecture_is_refused(tmp_path, capsys):
-    checkpoint = tmp_path / "best.pth"
-    save_checkpoint(checkpoint, build_model("mnist", "cnn", Hyperparams()), dataset="mnist", arch="cnn", hp=Hyperparams())
+def finished_experiment(folder: Path, studied: tuple[str, str], saved: tuple[str, str]) -> Path:
+    """An experiment that studied `studied` (dataset, arch) and whose best.pth holds an untrained `saved` model."""
+    checkpoint = folder.parent / f"{folder.name}-best.pth"
+    dataset, arch = saved
+    save_checkpoint(checkpoint, build_model(dataset, arch, Hyperparams()), dataset=dataset, arch=arch, hp=Hyperparams())
     trial = {"trial_id": "a", "config": {}, "status": "completed", "epochs": 1, "last": {}, "error": None, "path": "trial_a"}
     best = {"trial_id": "a", "checkpoint": str(checkpoint), "trial_checkpoint": "trial_a/checkpoint_000000"}
-    summary = {"dataset": "nmnist", "arch": "scnn", "synthetic": False, "max_epochs": 1, "best": best, "trials": [trial]}
-    folder = write_experiment(tmp_path / "mixed", summary)
+    summary = {"dataset": studied[0], "arch": studied[1], "synthetic": False, "max_epochs": 1, "best": best, "trials": [trial]}
+    return write_experiment(folder, summary)
+
+
+def test_a_best_checkpoint_of_another_architecture_is_refused(tmp_path, capsys):
+    folder = finished_experiment(tmp_path / "mixed", studied=("nmnist", "scnn"), saved=("mnist", "cnn"))
     status, message = run_report([str(folder)], capsys)
     assert status == 2
-    assert f"{checkpoint} holds a cnn for mnist, but the experiment mixed studied a scnn for nmnist" in message
+    assert f"{tmp_path / 'mixed-best.pth'} holds a cnn for mnist, but the experiment mixed studied a scnn for nmnist" in message
+
+
+def test_a_label_that_cannot_name_a_folder_is_refused(tmp_path, capsys):
+    folder = finished_experiment(tmp_path / "fine", studied=("mnist", "cnn"), saved=("mnist", "cnn"))
+    status, message = run_report([str(folder), "--label", "../elsewhere", "--out-dir", str(tmp_path / "reports")], capsys)
+    assert status == 2 and "--label '../elsewhere': use letters, digits" in message
+    status, message = run_report([str(folder), str(folder), "--out-dir", str(tmp_path / "reports")], capsys)
+    assert status == 2 and "Two experiments share a name (fine, fine)" in message
+    assert not (tmp_path / "reports").exists()
 
 
 # ---------------------------------------------------------------- the browser check
@@ -331,7 +380,7 @@ def test_report_writes_page_and_markdown_with_the_same_existing_figures(report_r
     in_markdown = linked_files(markdown_text, r'!\[[^\]]*\]\(([^)]+)\)', folder) | linked_files(markdown_text, r'<video src="([^"]+)"', folder)
     in_page = linked_files(page, r'<(?:img|video) src="([^"]+)"', folder)
     assert in_markdown == in_page and len(in_page) >= 8
-    assert all(path.is_file() for path in in_page)
+    assert all(path.is_file() for path in in_page) and (folder / "comparison" / "comparison.csv").is_file()
     for section in ("Study", "Comparison", "Grad-CAM", "Spikes", "Weights"):
         assert f"\n## {section}\n" in markdown_text and f">{section}</h2>" in page
     assert markdown_text.splitlines()[2].startswith("- **Synthetic data.** All studies ran on generated data")
@@ -347,10 +396,7 @@ def test_every_figure_of_the_report_is_not_blank(report_run):
     figures = sorted(folder.rglob("*.png")) + sorted(folder.rglob("*.gif"))
     assert len(figures) >= 8
     for path in figures:
-        with Image.open(path) as image:
-            for number, frame in enumerate(ImageSequence.Iterator(image)):
-                variance = float(np.asarray(frame.convert("L"), dtype=float).var())
-                assert variance > BLANK_VARIANCE, f"{path.relative_to(folder)} frame {number} is blank (variance {variance:.2f})"
+        assert_not_blank(path)
 
 
 @pytest.mark.slow
@@ -390,10 +436,10 @@ def test_notebook_runs_on_a_smoke_experiment(notebook, smoke_experiments, tmp_pa
 
     monkeypatch.setenv("SNN_STUDY_EXPERIMENT", str(smoke_experiments / "nmnist-scnn-synthetic"))
     monkeypatch.setenv("SNN_STUDY_FIGURES", str(tmp_path / "figures"))
-    cells = nbformat.read(notebook, as_version=4)
-    assert all(not cell.get("outputs") for cell in cells.cells), f"{notebook.name} is committed with outputs"
-    nbclient.NotebookClient(cells, kernel_name="python3", timeout=600, resources={"metadata": {"path": str(tmp_path)}}).execute()
-    shown = [output for cell in cells.cells for output in cell.get("outputs", []) if "image/png" in output.get("data", {})]
+    node = nbformat.read(notebook, as_version=4)
+    assert all(not cell.get("outputs") for cell in node.cells), f"{notebook.name} is committed with outputs"
+    nbclient.NotebookClient(node, kernel_name="python3", timeout=600, resources={"metadata": {"path": str(tmp_path)}}).execute()
+    shown = [output for cell in node.cells for output in cell.get("outputs", []) if "image/png" in output.get("data", {})]
     assert shown, f"{notebook.name} displayed no figure"
 
 
