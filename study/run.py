@@ -243,11 +243,16 @@ def run_study(invocation: Invocation, resume: bool, address: str | None, dashboa
         return None
     summary = conclude(results, settings, plan, invocation.checkpoints_dir)
     print(results_table(summary), flush=True)
+    require_a_model(summary, plan.name)
+    return summary
+
+
+def require_a_model(summary: dict, name: str) -> None:
+    """A UserError naming the first trial error when no trial of the study finished an epoch."""
     if summary["best"] is None:
         errors = [trial["error"] for trial in summary["trials"] if trial["error"]]
         reason = f" The first error: {errors[0].strip().splitlines()[-1]}" if errors else ""
-        raise UserError(f"No trial of {plan.name!r} finished an epoch, so there is no model to test or export.{reason}")
-    return summary
+        raise UserError(f"No trial of {name!r} finished an epoch, so there is no model to test or export.{reason}")
 
 
 def _stop_gracefully(signum, frame) -> None:

@@ -39,3 +39,8 @@ def faulty_trial(config: dict, settings, marker_dir: str) -> None:
         train_trial(config, settings)
     finally:
         tune.report = real_report
+
+
+def broken_trial(config: dict, settings) -> None:
+    """A trial that fails before its first epoch, as one with a bug in its set-up would."""
+    raise RuntimeError("broken before the first epoch (injected by the test)")

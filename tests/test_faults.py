@@ -25,6 +25,7 @@ from study.data.events import event_store
 from study.data.sources import DVSGESTURE_SOURCE, NMNIST_SOURCE
 from study.errors import UserError
 from study.outcome import conclude, trial_rows
+from study.run import require_a_model
 from study.trainable import train_trial
 from study.tuning import TunePlan, build_tuner
 
@@ -76,6 +77,18 @@ def test_failing_trials_are_retried_from_their_checkpoint_and_the_study_finishes
     assert statuses == ["completed", "error"]
     assert summary["best"]["test_samples"] == 20 and (tmp_path / "checkpoints" / "faulty" / "best.pth").is_file()
     assert "injected by the test" in next(t["error"] for t in summary["trials"] if t["status"] == "error")
+
+
+def test_a_study_where_no_trial_finishes_an_epoch_names_the_first_error(data_root, ray_runtime, tmp_path):
+    ray.cloudpickle.register_pickle_by_value(faults)
+    settings = StudySettings("nmnist", "cnn", data_root, **SETTINGS)
+    plan = TunePlan(name="broken", storage=str(tmp_path / "results"), num_samples=2, gpus_per_trial=0, max_concurrent=2, max_failures=0)
+    results = build_tuner(settings, plan, function=faults.broken_trial).fit()
+    summary = conclude(results, settings, plan, tmp_path / "checkpoints")
+    assert summary["best"] is None and [t["status"] for t in summary["trials"]] == ["error", "error"]
+    with pytest.raises(UserError, match="No trial of 'broken' finished an epoch.*broken before the first epoch"):
+        require_a_model(summary, "broken")
+    assert not (tmp_path / "checkpoints" / "broken").exists()  # nothing to export
 
 
 @pytest.fixture
