@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--quick", action="store_true", help="T=25 only and fewer samples: about a minute")
     parser.add_argument("--data-dir", type=Path, help="folder holding NMNIST/ (else synthetic data in its format)")
-    parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="our step's precision, as in a study (default auto: bf16 on CUDA, fp32 on CPU)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="our step's precision, as in a study (default auto: bf16 where native, else fp32)")
     parser.add_argument("--threads", type=count, help="torch threads (default: torch's choice)")
     parser.add_argument("--out", type=Path, default=Path("bench.json"), help="where to write the JSON report (default ./bench.json)")
     args = parser.parse_args(argv)

@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--precision",
         choices=PRECISIONS,
         default="auto",
-        help="fp32, or bf16 autocast; auto: bf16 where the trial's GPU or CPU computes it natively (default auto)",
+        help="fp32, or bf16 autocast; auto: bf16 where the trial's GPU or CPU computes bf16 natively, else fp32 (default auto)",
     )
     parser.add_argument("--max-failures", type=retries, default=1, help="retries of a trial that raised, from its last checkpoint (default 1)")
     parser.add_argument("--dashboard-host", default="127.0.0.1", help="interface of the Ray dashboard of a local cluster (default 127.0.0.1: private)")
