@@ -345,7 +345,7 @@ def table(report: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m study.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    parser.add_argument("--quick", action="store_true", help="T=25 only and fewer samples: about a minute")
+    parser.add_argument("--quick", action="store_true", help="T=25 only and fewer samples: about 20 seconds on 2 CPU cores")
     parser.add_argument("--data-dir", type=Path, help="folder holding NMNIST/ (else synthetic data in its format)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="our step's precision, as in a study (default auto: bf16 where native, else fp32)")
     parser.add_argument("--threads", type=count, help="torch threads (default: torch's choice)")
