@@ -34,7 +34,9 @@ def fold_time(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
     chunk = steps if x.is_cuda else max(1, CPU_FOLD_SAMPLES // batch)
     if chunk >= steps:
         return layer(x.flatten(0, 1)).unflatten(0, (steps, batch))
-    return torch.cat([layer(part.flatten(0, 1)).unflatten(0, part.shape[:2]) for part in x.split(chunk)])
+    # Concatenated as [t*B, ...] batches, so a channels-last layout survives (torch.cat of the 5-D
+    # views would fall back to NCHW, and every convolution and pooling backward would then copy).
+    return torch.cat([layer(part.flatten(0, 1)) for part in x.split(chunk)]).unflatten(0, (steps, batch))
 
 
 def class_scores(output_spikes: torch.Tensor, num_classes: int) -> torch.Tensor:

@@ -50,18 +50,20 @@ class LeakyScan(torch.autograd.Function):
     def forward(ctx, current, beta, threshold, spike_fn: Surrogate):
         decay = beta.detach().clamp(0, 1)
         level = float(threshold)
-        spikes, membrane = torch.empty_like(current), torch.empty_like(current)
-        fired = torch.empty(current.shape[1:], dtype=torch.bool, device=current.device)
-        previous = torch.zeros_like(current[0])
+        # fp32 state in the input's memory layout (channels-last stays channels-last); bf16 current
+        # under autocast is added step by step, never converted as a whole.
+        membrane = torch.empty_like(current, dtype=torch.float32)
+        fired = torch.empty_like(current, dtype=torch.bool)
+        previous = torch.zeros_like(membrane[0])
         for step in range(current.shape[0]):
             mem = membrane[step]
             torch.mul(previous, decay, out=mem)
             mem.add_(current[step])
             if step:
-                mem.sub_(spikes[step - 1], alpha=level)  # spikes are 0/1, so this is exactly reset * threshold
-            torch.gt(mem, level, out=fired)
-            spikes[step].copy_(fired)
+                mem.add_(fired[step - 1], alpha=-level)  # fired is 0/1, so this is exactly - reset * threshold
+            torch.gt(mem, level, out=fired[step])
             previous = mem
+        spikes = fired.to(torch.float32)  # one conversion for all steps
         ctx.save_for_backward(spikes, membrane, beta, threshold)
         ctx.spike_fn = spike_fn
         ctx.set_materialize_grads(False)
@@ -72,13 +74,17 @@ class LeakyScan(torch.autograd.Function):
         spikes, membrane, beta, threshold = ctx.saved_tensors
         slope_term = None  # the gradient reaching m_t through the spike s_t
         if grad_spikes is not None:
-            slope_term = grad_spikes * ctx.spike_fn.derivative(membrane - threshold.detach())
+            # Written in the membrane's layout: a gradient in another layout than the layer that
+            # made the current would cost a copy in every backward of the convolutions and pooling.
+            slope_term = torch.mul(grad_spikes, ctx.spike_fn.derivative(membrane - threshold.detach()), out=torch.empty_like(membrane))
         # threshold's gradient through the spike, taken before `grad` is overwritten in place
         through_fire = slope_term.sum() if slope_term is not None and ctx.needs_input_grad[2] else 0.0
         if grad_membrane is None:
             grad = slope_term  # a fresh tensor: safe to overwrite below
+        elif slope_term is None:
+            grad = torch.empty_like(membrane).copy_(grad_membrane)
         else:
-            grad = grad_membrane.clone() if slope_term is None else grad_membrane + slope_term
+            grad = slope_term.add_(grad_membrane)
         # Reverse recurrence, in place: grad[t] becomes dL/dm_t = g_t + beta * dL/dm_{t+1}.
         decay = float(beta.detach().clamp(0, 1))
         for step in range(grad.shape[0] - 2, -1, -1):
@@ -95,4 +101,4 @@ class LeakyScan(torch.autograd.Function):
 
 def leaky_scan(current: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, spike_fn: Surrogate):
     """Spikes and membrane `[T, B, ...]` of a leaky layer driven by `current` `[T, B, ...]`, from zero state."""
-    return LeakyScan.apply(current.float(), beta, threshold, spike_fn)
+    return LeakyScan.apply(current, beta, threshold, spike_fn)
