@@ -3,7 +3,7 @@
 bf16 autocast runs convolutions and linear layers in bfloat16 (fp32 accumulation); the LIF
 membranes stay fp32 (`lif_scan` integrates in fp32) and spikes are 0/1, exact in any precision.
 "auto" picks bf16 where the hardware computes it natively: a CUDA GPU that supports it, or a CPU
-with AVX-512 BF16 / AMX (training steps 1.15-1.6x faster there, docs/benchmarks.md; validation
+with AVX-512 BF16 / AMX (training steps up to 1.5x faster there, docs/benchmarks.md; validation
 accuracy within the test's tolerance of fp32, tests/test_training.py). Elsewhere bf16 would be
 emulated and slower, so "auto" stays with fp32.
 """
