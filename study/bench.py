@@ -39,7 +39,7 @@ from study.data.frames import FrameDataset, FrameSpec, frame_transform
 from study.data.sources import NMNIST_SOURCE, RawSplit
 from study.data.synthetic import write_nmnist
 from study.models.common import Output, class_scores
-from study.models.neurons import SURROGATES
+from study.models.lif_scan import SURROGATES
 from study.precision import PRECISIONS, autocast, resolve
 from study.registry import build_model
 from study.trainable import evaluate, make_loader, train_one_epoch

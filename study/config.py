@@ -28,7 +28,7 @@ class Hyperparams:
     num_steps: int = 25  # time steps T: time bins of event frames, or encoding steps of static images
     beta: float = 0.8  # membrane decay per time step, in (0, 1)
     threshold: float = 1.0  # firing threshold of the membrane potential
-    surrogate: str = "fast_sigmoid"  # a key of study.models.neurons.SURROGATES
+    surrogate: str = "fast_sigmoid"  # a key of study.models.lif_scan.SURROGATES
     slope: float = 25.0  # steepness of the surrogate gradient
     learn_beta: bool = False
     learn_threshold: bool = False

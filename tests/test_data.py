@@ -160,3 +160,16 @@ def test_encoders_and_model_inputs():
     assert to_model_input(frames, "events", False, 6, "direct").shape == (4, 2, 34, 34)  # summed
     assert to_model_input(images, "static", False, 6, "rate").shape == (4, 1, 28, 28)
     assert to_model_input(images, "static", True, 6, "rate").shape == (6, 4, 1, 28, 28)
+
+
+def test_loader_workers_deliver_the_same_batches_as_the_trial_itself(data_root):
+    """A trial with more than one CPU loads in worker processes; the batches must not change."""
+    from study.config import StudySettings
+    from study.trainable import make_loader
+
+    assert [StudySettings("nmnist", "scnn", data_root, 1, cpus_per_trial=c).loader_workers for c in (1, 2, 3, 16)] == [0, 1, 2, 4]
+    train, _ = train_val_datasets(NMNIST_SOURCE, data_root, SampleRequest(FrameSpec(5), train_limit=40))
+    inline, workers = (list(make_loader(train, 16, shuffle=True, seed=3, workers=n)) for n in (0, 2))
+    assert [len(targets) for _, targets in inline] == [16, 16, 8]
+    for (frames, targets), (frames_w, targets_w) in zip(inline, workers, strict=True):
+        assert torch.equal(targets, targets_w) and torch.equal(frames, frames_w)

@@ -30,7 +30,7 @@ class Surrogate:
 
     def __call__(self, shifted: torch.Tensor) -> torch.Tensor:
         """snnTorch's own surrogate (Heaviside forwards): what `snn.Leaky` calls on the stepwise path."""
-        return SNNTORCH_SURROGATES[self.name](slope=self.slope)(shifted)
+        return SURROGATES[self.name](slope=self.slope)(shifted)
 
     def derivative(self, shifted: torch.Tensor) -> torch.Tensor:
         """d spike / d membrane at `membrane - threshold`, written as snnTorch's backward writes it."""
@@ -40,7 +40,8 @@ class Surrogate:
         return self.slope * decay / (decay + 1) ** 2
 
 
-SNNTORCH_SURROGATES = {"fast_sigmoid": surrogate.fast_sigmoid, "sigmoid": surrogate.sigmoid}
+# snnTorch's surrogate functions by name; `slope` is each one's steepness (the same scale for both).
+SURROGATES = {"fast_sigmoid": surrogate.fast_sigmoid, "sigmoid": surrogate.sigmoid}
 
 
 class LeakyScan(torch.autograd.Function):

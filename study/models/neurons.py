@@ -16,10 +16,7 @@ import torch
 from snntorch._neurons.neurons import SpikingNeuron
 
 from study.config import Hyperparams
-from study.models.lif_scan import SNNTORCH_SURROGATES, Surrogate, leaky_scan
-
-# Surrogate gradients by name; `slope` is each one's steepness (the same scale for both, default 25).
-SURROGATES = SNNTORCH_SURROGATES
+from study.models.lif_scan import Surrogate, leaky_scan
 
 
 def untracked(neuron: SpikingNeuron) -> SpikingNeuron:
@@ -46,17 +43,7 @@ def leaky(hp: Hyperparams) -> snn.Leaky:
 
 
 def leaky_over_time(neuron: snn.Leaky, current: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run `neuron` over input current `[T, B, ...]`, from zero state; returns spikes and membrane `[T, B, ...]`.
-
-    Our neurons (subtractive reset, a `Surrogate`) take the fused scan of `lif_scan`; any other
-    `snn.Leaky` steps through time as snnTorch does.
-    """
-    if isinstance(neuron.spike_grad, Surrogate) and neuron.reset_mechanism == "subtract" and neuron.reset_delay:
-        return leaky_scan(current, neuron.beta, neuron.threshold, neuron.spike_grad)
-    mem = torch.zeros_like(current[0])
-    spikes, membrane = [], []
-    for step in current:
-        spk, mem = neuron(step, mem)
-        spikes.append(spk)
-        membrane.append(mem)
-    return torch.stack(spikes), torch.stack(membrane)
+    """Run a neuron made by `leaky` over input current `[T, B, ...]` from zero state, as one fused scan
+    (study.models.lif_scan); returns spikes and membrane `[T, B, ...]`. The scan computes what stepping
+    `neuron` through time would (subtractive reset, `Surrogate` gradients), bit for bit."""
+    return leaky_scan(current, neuron.beta, neuron.threshold, neuron.spike_grad)
