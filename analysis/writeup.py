@@ -72,12 +72,14 @@ def comparison_sentence(first: StudyRow, second: StudyRow) -> str:
 
 
 def compared_pairs(rows: list[StudyRow]) -> list[tuple[StudyRow, StudyRow]]:
-    """Every spiking study against every conventional one; with only one kind, every pair."""
+    """Every spiking study against every conventional one, then studies of one kind on the same data
+    (say the spiking CNN and the spiking LSTM on DVS Gesture); with only one kind, every pair."""
     spiking = [row for row in rows if row.spiking]
     conventional = [row for row in rows if not row.spiking]
-    if spiking and conventional:
-        return [(s, c) for s in spiking for c in conventional]
-    return list(itertools.combinations(rows, 2))
+    if not (spiking and conventional):
+        return list(itertools.combinations(rows, 2))
+    alike = [(a, b) for a, b in itertools.combinations(rows, 2) if a.spiking == b.spiking and a.dataset == b.dataset]
+    return [(s, c) for s in spiking for c in conventional] + alike
 
 
 def sparsity_sentence(rows: list[StudyRow]) -> str:

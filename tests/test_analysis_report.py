@@ -31,7 +31,7 @@ from analysis.experiment import Experiment, Trial
 from analysis.hyperparameters import Importance, infer_distribution, parameter_importance, searched_values
 from analysis.page import html
 from analysis.tradeoff import pareto_front
-from analysis.writeup import comparison_sentence, importance_sentence, markdown, summary_sentences
+from analysis.writeup import compared_pairs, comparison_sentence, importance_sentence, markdown, summary_sentences
 from study.checkpoint import save_checkpoint
 from study.config import Hyperparams
 from study.registry import build_model
@@ -120,6 +120,20 @@ def test_summary_covers_each_study_each_pair_and_the_sparsity():
     assert sentences[2].startswith("On nmnist, the conventional cnn was more accurate than the spiking scnn by 10.0 percentage points")
     assert sentences[3] == "Activation sparsity (share of zero activations over the test samples): conventional cnn on nmnist 50.0%, spiking scnn on nmnist 97.0%."
     assert len(sentences) == 4
+
+
+def test_studies_of_one_kind_on_the_same_data_are_compared_too():
+    cnn = study_row(name="mnist-cnn", dataset="mnist")
+    scnn = spiking_row(name="dvsgesture-scnn", dataset="dvsgesture", test_acc=0.85)
+    slstm = spiking_row(name="dvsgesture-slstm", dataset="dvsgesture", arch="slstm", test_acc=0.75)
+    nmnist = spiking_row(name="nmnist-scnn", dataset="nmnist")
+    pairs = [(a.name, b.name) for a, b in compared_pairs([cnn, scnn, slstm, nmnist])]
+    assert pairs == [
+        ("dvsgesture-scnn", "mnist-cnn"), ("dvsgesture-slstm", "mnist-cnn"), ("nmnist-scnn", "mnist-cnn"),
+        ("dvsgesture-scnn", "dvsgesture-slstm"),  # same kind, same data; nmnist-scnn shares neither data set
+    ]
+    sentence = comparison_sentence(scnn, slstm)
+    assert sentence.startswith("On dvsgesture, the spiking scnn was more accurate than the spiking slstm by 10.0 percentage points")
 
 
 def test_importance_sentence_names_the_leader_or_the_tie():
