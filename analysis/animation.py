@@ -10,10 +10,7 @@ those pictures as they are.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +21,7 @@ from matplotlib.artist import Artist
 from PIL import Image
 
 from analysis.artifacts import FIGURE_DPI
+from study.files import replaced_atomically
 
 
 @dataclass(frozen=True)
@@ -74,27 +72,17 @@ def animation_writer(fps: int) -> tuple[mpl_animation.AbstractMovieWriter, str]:
     return mpl_animation.PillowWriter(fps=fps), ".gif"
 
 
-@contextlib.contextmanager
-def _written_beside(path: Path) -> Iterator[Path]:
-    """A temporary file beside `path` that becomes `path` when the block succeeds.
-
-    Unlike `study.files.replaced_atomically` it keeps the suffix: ffmpeg chooses the container by it.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, partial = tempfile.mkstemp(prefix=f".{path.stem}.partial-", suffix=path.suffix, dir=path.parent)
-    os.close(handle)
-    try:
-        yield Path(partial)
-        os.replace(partial, path)
-    finally:
-        Path(partial).unlink(missing_ok=True)
+def step_fps(steps: int) -> int:
+    """Frames a second for one frame per time step: T steps play in about 5 seconds, never slower than 2 frames a second."""
+    return max(2, steps // 5)
 
 
 def save_animation(animation: mpl_animation.Animation | Prerendered, path_without_suffix: Path, fps: int) -> Path:
     """Write `animation` as `path_without_suffix` + .mp4 (ffmpeg) or .gif (Pillow); returns the path written."""
     writer, suffix = animation_writer(fps)
     path = Path(f"{path_without_suffix}{suffix}")
-    with _written_beside(path) as partial:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with replaced_atomically(path) as partial:
         if isinstance(animation, Prerendered) and suffix == ".gif":
             first, *rest = (Image.fromarray(picture) for picture in animation.pictures)
             first.save(partial, format="GIF", save_all=True, append_images=rest, duration=round(1000 / fps), loop=0)

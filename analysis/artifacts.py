@@ -27,6 +27,11 @@ class Artifact:
     caption: str  # one factual line, shown under the figure
     section: str  # the report heading it belongs under, e.g. "Grad-CAM"
 
+    @property
+    def is_video(self) -> bool:
+        """A movie (shown with a player) rather than an image (GIF animations are images)."""
+        return self.path.suffix.lower() in (".mp4", ".webm")
+
 
 def save_figure(figure: plt.Figure, path: Path) -> Path:
     """Write `figure` as a PNG (atomically) and close it; returns the path."""

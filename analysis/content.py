@@ -43,10 +43,6 @@ class Report:
     def section(self, name: str) -> list[Item]:
         return [item for item in self.items if item.section == name]
 
-    @property
-    def artifacts(self) -> list[Artifact]:
-        return [item for item in self.items if isinstance(item, Artifact)]
-
 
 def plural(count: int, word: str) -> str:
     """'1 trial', '2 trials': counts in generated sentences."""

@@ -40,7 +40,7 @@ from pytorch_grad_cam.utils.image import show_cam_on_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
-from analysis.animation import Prerendered, prerendered, save_animation
+from analysis.animation import Prerendered, prerendered, save_animation, step_fps
 from analysis.artifacts import Artifact, save_figure
 from analysis.samples import Loaded, pictures, run_cli, sequence_samples, short_name, shown_steps_note, step_columns, step_pictures
 from study.models import Output, SpikingCNN, SpikingLSTM
@@ -238,7 +238,7 @@ def gradcam_artifacts(loaded: Loaded, out_dir: Path) -> list[Artifact]:
         ),
     ]
     if loaded.events:
-        path = save_animation(steps_animation(loaded, per_step, predicted), out_dir / "gradcam_steps", fps=max(2, steps // 5))
+        path = save_animation(steps_animation(loaded, per_step, predicted), out_dir / "gradcam_steps", fps=step_fps(steps))
         artifacts.append(Artifact(path, f"Grad-CAM ({where}) per time step over the event frames, one frame per step.", SECTION))
     return artifacts
 

@@ -13,6 +13,7 @@ import contextlib
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
@@ -77,6 +78,26 @@ def log_scaled(experiment: Experiment) -> set[str]:
     return names
 
 
+@dataclass(frozen=True)
+class Search:
+    """What one study's search explored: its scored trials, the parameters that varied, which are on a log scale."""
+
+    trials: list[Trial]  # the trials with a score, in the experiment's order
+    values: dict[str, list]  # searched_values(trials)
+    logs: set[str]  # log_scaled(experiment)
+
+    @property
+    def scores(self) -> np.ndarray:
+        return np.array([trial.score for trial in self.trials])
+
+
+def search_of(experiment: Experiment) -> Search | None:
+    """The study's search, or None when no hyperparameter took two different values in its scored trials."""
+    trials = experiment.scored_trials
+    values = searched_values(trials)
+    return Search(trials, values, log_scaled(experiment)) if values else None
+
+
 def infer_distribution(values: list, log: bool) -> BaseDistribution:
     """The narrowest Optuna distribution that holds `values` (None entries ignored)."""
     present = [value for value in values if value is not None]
@@ -90,18 +111,18 @@ def infer_distribution(values: list, log: bool) -> BaseDistribution:
 
 def parameter_importance(experiment: Experiment) -> Importance | str:
     """Normalized importances of the searched parameters for reaching a high score, or why there are none."""
-    trials = experiment.scored_trials
-    if len(trials) < 2:
-        return f"parameter importance needs at least 2 trials with a validation score; this study has {len(trials)}"
-    searched = searched_values(trials)
-    if not searched:
+    scored = len(experiment.scored_trials)
+    if scored < 2:
+        return f"parameter importance needs at least 2 trials with a validation score; this study has {scored}"
+    search = search_of(experiment)
+    if search is None:
         return "no hyperparameter took two different values in this study's trials"
-    logs = log_scaled(experiment)
-    distributions = {name: infer_distribution(values, name in logs) for name, values in searched.items()}
+    trials = search.trials
+    distributions = {name: infer_distribution(values, name in search.logs) for name, values in search.values.items()}
     with quiet_optuna():
         study = optuna.create_study(direction="maximize" if MODE == "max" else "minimize")
         for trial in trials:
-            present = {name: trial.config[name] for name in searched if trial.config.get(name) is not None}
+            present = {name: trial.config[name] for name in search.values if trial.config.get(name) is not None}
             study.add_trial(
                 optuna.trial.create_trial(
                     params=present, distributions={name: distributions[name] for name in present}, value=trial.score

@@ -8,13 +8,13 @@ from analysis.artifacts import Artifact
 
 
 def show(artifacts: Iterable[Artifact | None]) -> None:
-    """Display each artifact with its caption: images and GIFs as images, MP4s as videos (None: skipped)."""
+    """Display each artifact with its caption: images and GIFs as images, movies as videos (None: skipped)."""
     from IPython.display import Image, Markdown, Video, display  # only inside a notebook
 
     for artifact in artifacts:
         if artifact is None:
             continue
-        if artifact.path.suffix.lower() == ".mp4":
+        if artifact.is_video:
             display(Video(str(artifact.path), embed=True))
         else:
             display(Image(filename=str(artifact.path)))

@@ -16,8 +16,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from study.models import Output
-
 
 @dataclass(frozen=True)
 class OperationCount:
@@ -104,8 +102,7 @@ def model_size(model: nn.Module) -> tuple[int, int]:
 
 def count_operations(model: nn.Module, inputs: torch.Tensor) -> OperationCount:
     """Operations per sample, averaged over the batch in `inputs` ([T, B, ...] spiking, [B, ...] otherwise)."""
-    spiking = getattr(model, "spiking", False)
-    batch = inputs.shape[1] if spiking else inputs.shape[0]
+    batch = inputs.shape[1] if model.spiking else inputs.shape[0]
     tally = Tally()
     handles = [
         module.register_forward_hook(tally.layer)
@@ -115,11 +112,11 @@ def count_operations(model: nn.Module, inputs: torch.Tensor) -> OperationCount:
     handles += [module.register_forward_hook(tally.relu) for module in model.modules() if isinstance(module, nn.ReLU)]
     try:
         with torch.no_grad():
-            output = model.run(inputs) if hasattr(model, "run") else Output(model(inputs))
+            output = model.run(inputs)
     finally:
         for handle in handles:
             handle.remove()
-    activations = list(output.spikes.values()) if spiking else tally.relu_outputs
+    activations = list(output.spikes.values()) if model.spiking else tally.relu_outputs
     parameters, size = model_size(model)
     macs, synops = tally.macs / batch, tally.synops / batch
     return OperationCount(macs, synops, macs + synops, zero_fraction(activations), parameters, size)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from analysis.artifacts import Artifact
 from analysis.content import Note, Report, Table
-from analysis.writeup import is_video, link
+from analysis.writeup import link
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1400px; margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.45; }
@@ -32,7 +32,7 @@ def _table(table: Table) -> str:
 
 def _figure(artifact: Artifact, folder: Path) -> str:
     source, caption = escape(link(artifact.path, folder)), escape(artifact.caption)
-    if is_video(artifact):
+    if artifact.is_video:
         shown = f'<video src="{source}" controls loop muted playsinline></video>'
     else:
         shown = f'<img src="{source}" alt="{caption}">'

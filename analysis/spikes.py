@@ -16,7 +16,7 @@ import torch
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from analysis.animation import Prerendered, prerendered, save_animation
+from analysis.animation import Prerendered, prerendered, save_animation, step_fps
 from analysis.artifacts import Artifact, save_figure
 from analysis.samples import Loaded, run_cli, sequence_samples, short_name, shown_steps_note, step_columns
 from study.errors import UserError
@@ -183,7 +183,7 @@ def spike_artifacts(loaded: Loaded, out_dir: Path) -> list[Artifact]:
             SECTION,
         ),
     ]
-    path = save_animation(counts_animation(loaded, output), out_dir / "output_counts", fps=max(2, steps // 5))
+    path = save_animation(counts_animation(loaded, output), out_dir / "output_counts", fps=step_fps(steps))
     artifacts.append(Artifact(path, f"Output spike counts per class of the {where}, accumulating step by step until the decision.", SECTION))
     return artifacts
 

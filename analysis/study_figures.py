@@ -11,7 +11,7 @@ import numpy as np
 from analysis.artifacts import Artifact, save_figure
 from analysis.content import plural
 from analysis.experiment import Experiment, Trial
-from analysis.hyperparameters import IMPORTANCE_EVALUATOR, Importance, log_scaled, searched_values
+from analysis.hyperparameters import IMPORTANCE_EVALUATOR, Importance, search_of
 from study.config import METRIC
 
 SECTION = "Study"
@@ -83,12 +83,10 @@ def _positions(values: list) -> tuple[np.ndarray, list[str] | None]:
 
 def hyperparameter_effects(experiment: Experiment, out_dir: Path) -> Artifact | None:
     """Each trial's best validation accuracy against each searched hyperparameter; None when nothing varied."""
-    trials = experiment.scored_trials
-    searched = searched_values(trials)
-    if not searched:
+    search = search_of(experiment)
+    if search is None:
         return None
-    logs = log_scaled(experiment)
-    scores = np.array([trial.score for trial in trials])
+    trials, searched, logs, scores = search.trials, search.values, search.logs, search.scores
     colours = [STATUS_COLOURS.get(trial.status, "black") for trial in trials]
     columns = min(4, len(searched))
     rows = math.ceil(len(searched) / columns)
@@ -145,12 +143,10 @@ def importance_chart(experiment: Experiment, importance: Importance, out_dir: Pa
 
 def parallel_coordinates(experiment: Experiment, out_dir: Path) -> Artifact | None:
     """One line per trial through normalized axes of the searched hyperparameters, coloured by its score."""
-    trials = experiment.scored_trials
-    searched = searched_values(trials)
-    if not searched:
+    search = search_of(experiment)
+    if search is None:
         return None
-    logs = log_scaled(experiment)
-    scores = np.array([trial.score for trial in trials])
+    trials, searched, logs, scores = search.trials, search.values, search.logs, search.scores
     columns, ticks = [], []
     for name, values in searched.items():
         x, categories = _positions(values)

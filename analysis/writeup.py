@@ -114,10 +114,6 @@ def link(path: Path, folder: Path) -> str:
     return quote(Path(os.path.relpath(path, folder)).as_posix())
 
 
-def is_video(artifact: Artifact) -> bool:
-    return artifact.path.suffix.lower() in (".mp4", ".webm")
-
-
 def _markdown_table(table: Table) -> list[str]:
     def cells(values: list[str]) -> str:
         return "| " + " | ".join(value.replace("|", "\\|") for value in values) + " |"
@@ -128,7 +124,7 @@ def _markdown_table(table: Table) -> list[str]:
 def _markdown_figure(artifact: Artifact, folder: Path) -> list[str]:
     target = link(artifact.path, folder)
     alt = artifact.caption.replace("[", "(").replace("]", ")")  # brackets would end Markdown's alt text
-    shown = f'<video src="{target}" controls loop muted></video>' if is_video(artifact) else f"![{alt}]({target})"
+    shown = f'<video src="{target}" controls loop muted></video>' if artifact.is_video else f"![{alt}]({target})"
     return [shown, "", f"*{artifact.caption}*", ""]
 
 

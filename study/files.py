@@ -12,9 +12,11 @@ from pathlib import Path
 def replaced_atomically(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; when the block succeeds it becomes `path` in one rename.
 
-    A failed block removes it; a killed process leaves only `<name>.partial-<pid>`, never `path`.
+    A failed block removes it; a killed process leaves only `<stem>.partial-<pid><suffix>`, never
+    `path`. The suffix stays last because some writers (ffmpeg) choose the format by it.
     """
-    partial = Path(path).with_name(f"{Path(path).name}.partial-{os.getpid()}")
+    path = Path(path)
+    partial = path.with_name(f"{path.stem}.partial-{os.getpid()}{path.suffix}")
     try:
         yield partial
         os.replace(partial, path)

@@ -103,7 +103,6 @@ def test_fast_path_learns_as_well_as_the_tutorial_style_reference(digits_root):
         for epoch in range(4):
             train_one_epoch(model, make_loader(train_set, hp.batch_size, shuffle=True, seed=epoch), optimizer, adapt, "cpu", precision)
         accuracy[name] = evaluate(model, make_loader(val_set, 256, shuffle=False), adapt, "cpu", precision).acc
-    print(accuracy)
     assert accuracy["reference"] >= 0.8, accuracy  # the comparison is between networks that learned
     assert abs(accuracy["ours"] - accuracy["reference"]) <= 0.05, accuracy
     assert abs(accuracy["ours bf16"] - accuracy["reference"]) <= 0.05, accuracy

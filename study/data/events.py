@@ -1,4 +1,4 @@
-"""Every event of a split, decoded once into one compact memory-mapped store that all trials share.
+"""Every event of a split, decoded once into one compact store on disk that all trials share.
 
 Raw files (N-MNIST's 5-byte records, DVS Gesture's `.npy` tables) are read once per split and data
 folder, by whichever process gets there first (the study's driver, before any trial); the others

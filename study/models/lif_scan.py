@@ -10,7 +10,8 @@ replays them one by one backwards. The recurrence is simple enough to differenti
 so the forward pass runs a tight loop outside autograd and the backward pass is one vectorized
 surrogate evaluation plus the reverse recurrence dm_t = g_t + beta * dm_{t+1}. Spikes are
 bit-for-bit snnTorch's (same operations in the same order); gradients agree to float rounding
-(tests/test_models.py checks both, with learnable beta and threshold and both surrogates).
+(tests/test_lif_scan.py checks both, with learnable beta and threshold and both surrogates;
+tests/test_models.py on the whole spiking CNN).
 """
 
 from __future__ import annotations
