@@ -27,6 +27,7 @@ from study.data.encoding import to_model_input
 from study.data.frames import FrameSpec
 from study.precision import autocast, resolve
 from study.registry import ARCHITECTURES, DATASETS, build_model
+from study.worker_signals import exit_quietly_on_sigterm
 
 CHECKPOINT_FILE = "checkpoint.pth"
 
@@ -164,6 +165,7 @@ def train_trial(config: dict, settings: StudySettings) -> None:
     """Ray Tune function trainable: trains up to `settings.max_epochs`, reporting once per epoch."""
     from ray import tune  # imported here so the rest of this module works without a Ray runtime
 
+    exit_quietly_on_sigterm()
     hp = Hyperparams.from_dict(config)
     torch.set_num_threads(settings.torch_threads)
     torch.manual_seed(settings.seed)

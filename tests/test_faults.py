@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -173,3 +174,38 @@ def test_a_decoding_killed_mid_write_leaves_no_store_that_loads(data_root, tmp_p
     survivor = start_conversion(data_root, cache, 0.0)
     assert float(survivor.communicate(timeout=120)[0].split()[0]) > 0
     assert len(list(cache.glob("*-offsets.npy"))) == 1 and not list(cache.glob("*.partial-*"))
+
+
+def test_a_sigterm_landing_in_a_finalizer_ends_the_worker_without_a_traceback(tmp_path):
+    # Ray's worker turns SIGTERM into SystemExit. Here the signal arrives while a weakref callback
+    # runs, the race that once put a traceback into the log of a study stopped with SIGTERM.
+    script = textwrap.dedent("""
+        import os, signal, weakref
+
+        def like_rays_worker(signum, frame):
+            raise SystemExit(1)
+
+        signal.signal(signal.SIGTERM, like_rays_worker)
+        if os.environ.get("QUIET") == "1":
+            from study.worker_signals import exit_quietly_on_sigterm
+            exit_quietly_on_sigterm()
+
+        class Resource:
+            pass
+
+        def finalizer(ref):
+            os.kill(os.getpid(), signal.SIGTERM)
+            sum(range(1000))  # the handler runs here, inside the callback
+
+        resource = Resource()
+        watch = weakref.ref(resource, finalizer)
+        del resource
+        print("kept running")
+    """)
+    runs = {
+        quiet: subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                              env={**os.environ, "QUIET": quiet}, timeout=60)
+        for quiet in ("0", "1")
+    }
+    assert "Traceback" in runs["0"].stderr and "kept running" in runs["0"].stdout  # the race is real
+    assert runs["1"].returncode == 1 and runs["1"].stdout == "" and runs["1"].stderr == ""
