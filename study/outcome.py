@@ -29,7 +29,7 @@ def _trial_status(result, max_epochs: int) -> str:
         return "error"
     if result.metrics.get("diverged"):
         return "diverged"
-    return "completed" if result.metrics.get("training_iteration", 0) >= max_epochs else "stopped early"
+    return "completed" if result.metrics.get("epoch", 0) >= max_epochs else "stopped early"
 
 
 def _json_number(value):
@@ -47,7 +47,7 @@ def trial_rows(results, max_epochs: int) -> list[dict]:
                 "trial_id": metrics.get("trial_id", Path(result.path).name.removeprefix("trial_")),
                 "config": result.config,
                 "status": _trial_status(result, max_epochs),
-                "epochs": metrics.get("training_iteration", 0),
+                "epochs": metrics.get("epoch", 0),
                 "last": {key: _json_number(metrics[key]) for key in EPOCH_METRICS if key in metrics},
                 "error": None if result.error is None else str(result.error)[-2000:],
                 "path": result.path,

@@ -141,6 +141,10 @@ def _auth_token_available() -> bool:
     ).is_file()
 
 
+# Every worker of the study, trial or idle, exits quietly when Ray stops it (see study.worker_signals).
+WORKER_SETUP = {"worker_process_setup_hook": "study.worker_signals.exit_quietly_on_sigterm"}
+
+
 def connect_ray(address: str | None, dashboard_host: str) -> None:
     """Join a cluster, or start a local Ray with its dashboard (an already running Ray is reused)."""
     import ray
@@ -149,11 +153,11 @@ def connect_ray(address: str | None, dashboard_host: str) -> None:
         return
     if address:
         try:
-            ray.init(address=address)
+            ray.init(address=address, runtime_env=WORKER_SETUP)
         except ConnectionError as error:
             raise UserError(f"Cannot join the Ray cluster at {address}: {error}") from None
         return
-    context = ray.init(include_dashboard=True, dashboard_host=dashboard_host)
+    context = ray.init(include_dashboard=True, dashboard_host=dashboard_host, runtime_env=WORKER_SETUP)
     if context.dashboard_url:
         print(f"Ray dashboard: http://{context.dashboard_url}", flush=True)
 

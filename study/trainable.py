@@ -12,7 +12,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable
 
 import torch
@@ -27,7 +27,6 @@ from study.data.encoding import to_model_input
 from study.data.frames import FrameSpec
 from study.precision import autocast, resolve
 from study.registry import ARCHITECTURES, DATASETS, build_model
-from study.worker_signals import exit_quietly_on_sigterm
 
 CHECKPOINT_FILE = "checkpoint.pth"
 
@@ -161,11 +160,47 @@ def epoch_metrics(epoch: int, train: EpochResult, val: EpochResult, seconds: flo
     return metrics
 
 
+def resume_state(checkpoint) -> dict | None:
+    """The checkpoint a restored trial continues from: the one Ray names, else the newest older one left.
+
+    Ray deletes a trial's worst checkpoints as better ones arrive, but saves the experiment state only
+    every few seconds. A study killed in between is restored with a checkpoint that no longer exists;
+    the trial then repeats the epochs since an older checkpoint (or since the start) instead of failing.
+    Trials report their own `epoch`, which the scheduler and the summary count, so the repeat is harmless.
+    """
+    if checkpoint is None:
+        return None
+    from pyarrow import fs
+    from ray import tune
+
+    files = checkpoint.filesystem
+    named = PurePosixPath(checkpoint.path)
+    if files.get_file_info(str(named / CHECKPOINT_FILE)).type == fs.FileType.File:
+        return _read_trial_checkpoint(checkpoint)
+    # Ray names checkpoint folders checkpoint_000000, checkpoint_000001, ...: by name is by age.
+    siblings = files.get_file_info(fs.FileSelector(str(named.parent), allow_not_found=True))
+    older = sorted(
+        info.path for info in siblings
+        if info.type == fs.FileType.Directory and info.base_name.startswith("checkpoint_") and info.base_name < named.name
+    )
+    gone = f"{named.name} of this trial was deleted after the study last saved its state"
+    for folder in reversed(older):
+        if files.get_file_info(f"{folder}/{CHECKPOINT_FILE}").type == fs.FileType.File:
+            print(f"{gone}; continuing from {PurePosixPath(folder).name}.", flush=True)
+            return _read_trial_checkpoint(tune.Checkpoint(folder, filesystem=files))
+    print(f"{gone}; starting the trial again.", flush=True)
+    return None
+
+
+def _read_trial_checkpoint(checkpoint) -> dict:
+    with checkpoint.as_directory() as folder:
+        return read_checkpoint(Path(folder) / CHECKPOINT_FILE)
+
+
 def train_trial(config: dict, settings: StudySettings) -> None:
     """Ray Tune function trainable: trains up to `settings.max_epochs`, reporting once per epoch."""
     from ray import tune  # imported here so the rest of this module works without a Ray runtime
 
-    exit_quietly_on_sigterm()
     hp = Hyperparams.from_dict(config)
     torch.set_num_threads(settings.torch_threads)
     torch.manual_seed(settings.seed)
@@ -182,9 +217,7 @@ def train_trial(config: dict, settings: StudySettings) -> None:
     model = build_model(settings.dataset, settings.arch, hp).to(device)
     optimizer = OPTIMIZERS[hp.optimizer](model.parameters(), hp)
     first_epoch = 1
-    if (checkpoint := tune.get_checkpoint()) is not None:
-        with checkpoint.as_directory() as folder:
-            state = read_checkpoint(Path(folder) / CHECKPOINT_FILE)
+    if (state := resume_state(tune.get_checkpoint())) is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         first_epoch = state["epoch"] + 1

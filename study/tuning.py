@@ -57,7 +57,7 @@ def build_tuner(settings: StudySettings, plan: TunePlan, function=train_trial) -
         sampler=TPESampler(seed=settings.seed),
     )
     scheduler = ASHAScheduler(
-        time_attr="training_iteration",
+        time_attr="epoch",  # the trial's own count: a trial restored from an older checkpoint repeats epochs
         metric=METRIC,
         mode=MODE,
         max_t=settings.max_epochs,

@@ -26,5 +26,5 @@ def _exit_on_swallowed_system_exit(unraisable) -> None:
 
 
 def exit_quietly_on_sigterm() -> None:
-    """In a trial worker: an exit requested inside a finalizer exits instead of printing a traceback."""
+    """In a Ray worker (the study's `ray.init` installs it): an exit asked for inside a finalizer exits."""
     sys.unraisablehook = _exit_on_swallowed_system_exit

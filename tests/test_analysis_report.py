@@ -348,13 +348,16 @@ def media_states(page: Path, profile: Path) -> dict[str, bool]:
     probe = page.with_name(f"_probe_{page.name}")  # beside the page, so its relative links still resolve
     probe.write_text(page.read_text().replace("</body>", MEDIA_PROBE + "</body>"))
     try:
-        dom = subprocess.run(
-            [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files",
-             f"--user-data-dir={profile}", "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()],
-            capture_output=True, text=True, timeout=180, check=True,
-        ).stdout
+        browser = subprocess.run(
+            [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+             "--allow-file-access-from-files", f"--user-data-dir={profile}", "--virtual-time-budget=10000",
+             "--dump-dom", probe.as_uri()],
+            capture_output=True, text=True, timeout=180,
+        )
     finally:
         probe.unlink()
+    assert browser.returncode == 0, f"chromium exited with {browser.returncode}: {browser.stderr[-2000:]}"
+    dom = browser.stdout
     found = re.search(r'<pre id="media-check">(.*?)</pre>', dom, re.S)
     assert found, f"the probe did not run; chromium printed: {dom[-2000:]}"
     return dict(json.loads(html_text.unescape(found.group(1))))

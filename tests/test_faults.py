@@ -125,7 +125,10 @@ CONVERT = textwrap.dedent(
     from study.data import events
     from study.data.sources import NMNIST_SOURCE
 
-    root, cache, delay = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    root, cache, delay, peers = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+    Path(cache, f"ready-{os.getpid()}").touch()  # start together, however long each took to import
+    while len(list(Path(cache).glob("ready-*"))) < peers:
+        time.sleep(0.05)
     real_read, real_decode = events._read, events._decode
     events._read = lambda *args: (time.sleep(delay), real_read(*args))[1]
 
@@ -143,16 +146,16 @@ CONVERT = textwrap.dedent(
 )
 
 
-def start_conversion(data_root, cache: Path, delay: float) -> subprocess.Popen:
+def start_conversion(data_root, cache: Path, delay: float, peers: int = 1) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-c", CONVERT, str(data_root), str(cache), str(delay)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", CONVERT, str(data_root), str(cache), str(delay), str(peers)], stdout=subprocess.PIPE, text=True
     )
 
 
 def test_parallel_trials_decode_the_events_once(data_root, tmp_path):
     cache = tmp_path / "cache"
     cache.mkdir()
-    first, second = start_conversion(data_root, cache, 0.04), start_conversion(data_root, cache, 0.04)  # 8 s each
+    first, second = start_conversion(data_root, cache, 0.04, peers=2), start_conversion(data_root, cache, 0.04, peers=2)  # 8 s each
     (total1, start1, end1), (total2, start2, end2) = (
         [float(word) for word in process.communicate(timeout=120)[0].split()] for process in (first, second)
     )
@@ -166,7 +169,8 @@ def test_a_decoding_killed_mid_write_leaves_no_store_that_loads(data_root, tmp_p
     cache.mkdir()
     victim = start_conversion(data_root, cache, 0.1)  # 200 samples x 0.1 s
     deadline = time.monotonic() + 60
-    while not list(cache.glob("*.partial-*")) and time.monotonic() < deadline:
+    while not list(cache.glob("*.partial-*")):
+        assert time.monotonic() < deadline, "the conversion wrote nothing within a minute"
         time.sleep(0.2)
     victim.kill()  # SIGKILL: no clean-up runs
     victim.wait()
@@ -209,3 +213,31 @@ def test_a_sigterm_landing_in_a_finalizer_ends_the_worker_without_a_traceback(tm
     }
     assert "Traceback" in runs["0"].stderr and "kept running" in runs["0"].stdout  # the race is real
     assert runs["1"].returncode == 1 and runs["1"].stdout == "" and runs["1"].stderr == ""
+
+
+def test_a_trial_whose_named_checkpoint_was_deleted_continues_from_an_older_one(data_root, tmp_path, monkeypatch):
+    # Ray deleted checkpoint_000002 (a worse one) after the study last saved its state, then the driver died.
+    settings = StudySettings("nmnist", "cnn", data_root, max_epochs=3, train_limit=40, val_limit=20)
+    trial = tmp_path / "trial_x"
+    reports = []
+
+    def keep(metrics, checkpoint):
+        reports.append(metrics["epoch"])
+        shutil.copytree(checkpoint.path, trial / f"checkpoint_{len(reports) - 1:06d}")
+
+    monkeypatch.setattr(tune, "report", keep)
+    monkeypatch.setattr(tune, "get_checkpoint", lambda: None)
+    train_trial({"batch_size": 16}, settings)  # checkpoints of epochs 1, 2 and 3
+    shutil.rmtree(trial / "checkpoint_000001")
+
+    def restored_with(named: str) -> list[int]:
+        reports.clear()
+        monkeypatch.setattr(tune, "report", lambda metrics, checkpoint: reports.append(metrics["epoch"]))
+        monkeypatch.setattr(tune, "get_checkpoint", lambda: tune.Checkpoint(str(trial / named)))
+        train_trial({"batch_size": 16}, settings)
+        return reports
+
+    assert restored_with("checkpoint_000002") == []  # present: the trial had finished
+    assert restored_with("checkpoint_000001") == [2, 3]  # gone: from epoch 1's, not from the newer one
+    shutil.rmtree(trial / "checkpoint_000000")
+    assert restored_with("checkpoint_000001") == [1, 2, 3]  # nothing older left: from the start

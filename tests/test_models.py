@@ -61,6 +61,7 @@ def test_models_stay_off_snntorchs_global_neuron_list():
 
 @pytest.mark.parametrize("arch", ["scnn", "slstm"])
 def test_state_is_reset_for_every_batch(arch):
+    torch.manual_seed(0)
     hp = Hyperparams(num_steps=6, threshold=0.3)
     model = build_model("nmnist", arch, hp).eval()
     first, other = model_input("nmnist", arch, hp), model_input("nmnist", arch, hp)

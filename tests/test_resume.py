@@ -111,3 +111,16 @@ def test_a_study_stopped_with_sigterm_saves_its_state_and_resumes(tmp_path, ray_
     log = (tmp_path / "terminated.log").read_text()
     assert "Continue it with:" in log and "--name terminated" in log and "Traceback" not in log
     resume_and_check(tmp_path, "terminated")
+
+
+def test_every_worker_of_a_study_exits_quietly_on_sigterm(tmp_path):
+    # The hook of tests/test_faults.py::test_a_sigterm_landing_in_a_finalizer_... reaches Ray's workers.
+    script = (
+        "import sys, ray\n"
+        "from study.run import connect_ray\n"
+        "connect_ray(None, '127.0.0.1')\n"
+        "hook = ray.remote(lambda: f'{sys.unraisablehook.__module__}.{sys.unraisablehook.__name__}')\n"
+        "print(ray.get(hook.remote()))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    assert run.stdout.strip().endswith("study.worker_signals._exit_on_swallowed_system_exit"), run.stderr[-2000:]
