@@ -1,4 +1,4 @@
-"""Trial workers stop quietly when Ray ends them with SIGTERM.
+"""Ray workers of a study stop quietly when Ray ends them with SIGTERM.
 
 Ray's worker answers SIGTERM by raising SystemExit from its signal handler. When the signal lands
 while Python runs a finalizer or a weakref callback, the exception cannot propagate: Python prints
