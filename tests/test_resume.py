@@ -113,7 +113,7 @@ def test_a_study_stopped_with_sigterm_saves_its_state_and_resumes(tmp_path, ray_
     resume_and_check(tmp_path, "terminated")
 
 
-def test_every_worker_of_a_study_exits_quietly_on_sigterm(tmp_path):
+def test_every_worker_of_a_study_carries_the_quiet_exit_hook(tmp_path):
     # The hook of tests/test_faults.py::test_a_sigterm_landing_in_a_finalizer_... reaches Ray's workers.
     script = (
         "import sys, ray\n"
