@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -12,6 +13,7 @@ from analysis.content import Table, si
 from analysis.experiment import Experiment
 from analysis.operations import OperationCount
 from study.config import Hyperparams
+from study.files import write_atomically
 
 SECTION = "Comparison"
 
@@ -52,11 +54,11 @@ def study_row(experiment: Experiment, operations: OperationCount, hp: Hyperparam
         arch=experiment.arch,
         spiking=experiment.spiking,
         synthetic=experiment.synthetic,
-        best_val_acc=best["val_acc"],
-        best_val_loss=best["val_loss"],
-        test_acc=best["test_acc"],
-        test_loss=best["test_loss"],
-        test_samples=best["test_samples"],
+        best_val_acc=best.val_acc,
+        best_val_loss=best.val_loss,
+        test_acc=best.test_acc,
+        test_loss=best.test_loss,
+        test_samples=best.test_samples,
         parameters=operations.parameters,
         model_bytes=operations.model_bytes,
         time_steps=hp.num_steps if experiment.spiking else None,
@@ -118,9 +120,8 @@ def comparison_table(rows: list[StudyRow]) -> Table:
 
 def write_csv(rows: list[StudyRow], path: Path) -> Path:
     """The table's raw numbers, for whoever makes their own plots or paper tables."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as stream:
-        writer = csv.DictWriter(stream, fieldnames=list(asdict(rows[0])))
-        writer.writeheader()
-        writer.writerows(asdict(row) for row in rows)
-    return path
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=list(asdict(rows[0])))
+    writer.writeheader()
+    writer.writerows(asdict(row) for row in rows)
+    return write_atomically(path, text.getvalue())

@@ -30,7 +30,9 @@ Item = Artifact | Table | Note
 
 
 @dataclass
-class Report:
+class Document:
+    """The report's content: its title, opening sentences and items, rendered by analysis.page and analysis.writeup."""
+
     title: str
     summary: list[str] = field(default_factory=list)  # the opening sentences, each derived from the numbers
     items: list[Item] = field(default_factory=list)  # shown in this order within their sections

@@ -16,12 +16,13 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.content import plural
-from study.checkpoint import read_checkpoint
+from study.checkpoint import TRIAL_CHECKPOINT_FILE, read_checkpoint
 from study.config import METRIC, MODE
 from study.errors import UserError
-from study.experiment import STUDY_FILE, SUMMARY_FILE
-from study.registry import ARCHITECTURES
-from study.trainable import CHECKPOINT_FILE, EPOCH_METRICS
+from study.loop import EPOCH_METRICS
+from study.registry import DatasetAndArch
+from study.storage import STUDY_FILE
+from study.summary import SUMMARY_FILE, BestModel, Summary, TrialStatus, read_summary
 
 RESULTS_DIR = Path("results")  # the default --storage of python -m study.run
 HISTORY_COLUMNS = ("epoch", *EPOCH_METRICS)
@@ -31,7 +32,7 @@ HISTORY_COLUMNS = ("epoch", *EPOCH_METRICS)
 class Trial:
     trial_id: str
     config: dict  # what the search chose for this trial
-    status: str  # completed / stopped early / diverged / error (see study.outcome)
+    status: TrialStatus
     epochs: int
     last: dict  # summary.json's metrics of its last epoch
     history: pd.DataFrame  # one row per epoch: HISTORY_COLUMNS that the trial reported
@@ -50,34 +51,30 @@ class Trial:
 
 
 @dataclass(frozen=True, eq=False)
-class Experiment:
+class Experiment(DatasetAndArch):
     name: str
     path: Path
     settings: dict  # study.json "settings": dataset, arch, data_dir, max_epochs, synthetic, limits
-    summary: dict  # summary.json
+    summary: Summary  # summary.json
     trials: tuple[Trial, ...]
     best_checkpoint: Path  # the exported best model, or the best trial's checkpoint where it is gone
 
     @property
     def dataset(self) -> str:
-        return self.summary["dataset"]
+        return self.summary.dataset
 
     @property
     def arch(self) -> str:
-        return self.summary["arch"]
-
-    @property
-    def spiking(self) -> bool:
-        return ARCHITECTURES[self.arch].spiking
+        return self.summary.arch
 
     @property
     def synthetic(self) -> bool:
-        return bool(self.summary.get("synthetic"))
+        return self.summary.synthetic
 
     @property
-    def best(self) -> dict:
-        """summary.json "best": trial_id, config, epoch, val_acc, val_loss, test_acc, test_loss, test_samples."""
-        return self.summary["best"]
+    def best(self) -> BestModel:
+        """The best checkpoint over the trials, as tested once on the test split."""
+        return self.summary.best
 
     @property
     def title(self) -> str:
@@ -92,7 +89,7 @@ class Experiment:
 
     @cached_property
     def best_trial(self) -> Trial:
-        return next(trial for trial in self.trials if trial.trial_id == self.best["trial_id"])
+        return next(trial for trial in self.trials if trial.trial_id == self.best.trial_id)
 
     @property
     def scored_trials(self) -> list[Trial]:
@@ -114,10 +111,17 @@ def find_experiment(spec: str | Path, results_dir: Path = RESULTS_DIR) -> Path:
     return path
 
 
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError as error:
+        raise UserError(f"{path} cannot be read ({error}).") from None
+
+
 def _read_json(path: Path) -> dict:
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as error:
+        return json.loads(_read_text(path))
+    except ValueError as error:
         raise UserError(f"{path} cannot be read ({error}).") from None
 
 
@@ -133,29 +137,29 @@ def read_history(trial_dir: Path) -> pd.DataFrame:
 
 
 def last_checkpoint(trial_dir: Path) -> Path | None:
-    saved = sorted(trial_dir.glob(f"checkpoint_*/{CHECKPOINT_FILE}"))
+    saved = sorted(trial_dir.glob(f"checkpoint_*/{TRIAL_CHECKPOINT_FILE}"))
     return saved[-1] if saved else None
 
 
-def _locate_best(path: Path, best: dict) -> Path:
+def _locate_best(path: Path, best: BestModel) -> Path:
     """The exported best.pth; where it was moved away, the best trial's checkpoint inside the experiment."""
-    exported = Path(best["checkpoint"])
+    exported = Path(best.checkpoint)
     if exported.is_file():
         return exported
-    trial_checkpoint = Path(best["trial_checkpoint"])
-    inside = path / trial_checkpoint.parent.name / trial_checkpoint.name / CHECKPOINT_FILE
+    trial_checkpoint = Path(best.trial_checkpoint)
+    inside = path / trial_checkpoint.parent.name / trial_checkpoint.name / TRIAL_CHECKPOINT_FILE
     if inside.is_file():
         return inside
     raise UserError(f"The best model of {path.name} is gone: neither {exported} nor {inside} exists.")
 
 
-def _check_belongs(checkpoint: Path, summary: dict, name: str) -> None:
+def _check_belongs(checkpoint: Path, summary: Summary, name: str) -> None:
     """A best checkpoint of another dataset or architecture would make every model figure wrong."""
     payload = read_checkpoint(checkpoint)
-    if (payload["dataset"], payload["arch"]) != (summary["dataset"], summary["arch"]):
+    if (payload["dataset"], payload["arch"]) != (summary.dataset, summary.arch):
         raise UserError(
             f"{checkpoint} holds a {payload['arch']} for {payload['dataset']}, but the experiment {name} studied "
-            f"a {summary['arch']} for {summary['dataset']}: it is not this experiment's model."
+            f"a {summary.arch} for {summary.dataset}: it is not this experiment's model."
         )
 
 
@@ -168,22 +172,22 @@ def load_experiment(spec: str | Path, results_dir: Path = RESULTS_DIR) -> Experi
             f"The experiment {path.name} at {path} has no finished trial to analyse: there is no {SUMMARY_FILE} "
             f"(a study writes it when it ends; an interrupted one continues with python -m study.run --resume)."
         )
-    summary = _read_json(path / SUMMARY_FILE)
+    summary = read_summary(_read_text(path / SUMMARY_FILE), str(path / SUMMARY_FILE))
     trials = tuple(
         Trial(
-            trial_id=row["trial_id"],
-            config=row["config"],
-            status=row["status"],
-            epochs=row["epochs"],
-            last=row["last"],
-            history=read_history(path / Path(row["path"]).name),
-            checkpoint=last_checkpoint(path / Path(row["path"]).name),
+            trial_id=row.trial_id,
+            config=row.config,
+            status=row.status,
+            epochs=row.epochs,
+            last=row.last,
+            history=read_history(path / Path(row.path).name),
+            checkpoint=last_checkpoint(path / Path(row.path).name),
         )
-        for row in summary["trials"]
+        for row in summary.trials
     )
-    if summary["best"] is None or not any(trial.epochs for trial in trials):
+    if summary.best is None or not any(trial.epochs for trial in trials):
         raise UserError(f"The experiment {path.name} at {path} has no finished trial: none of its {plural(len(trials), 'trial')} finished an epoch.")
-    best = _locate_best(path, summary["best"])
+    best = _locate_best(path, summary.best)
     _check_belongs(best, summary, path.name)
     return Experiment(name=path.name, path=path, settings=settings, summary=summary, trials=trials, best_checkpoint=best)
 

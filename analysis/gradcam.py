@@ -9,11 +9,11 @@ the first step(s). So `SpikeCountScores` wraps the model:
 - input: the frames packed as `[B, T*C, H, W]`; output: the model's own scores, output spike
   counts per class (population-coded outputs: the population's spikes summed per class), the
   numbers the loss trains and the decision is taken on;
-- the explained activations are the spikes a spiking layer sends to a stateless consumer
+- the explained activations are the spikes a spiking layer sends to a stateless reader
   (spiking CNN: the last convolutional LIF layer `lif2`, read by `fc`; spiking LSTM: the spikes of
   the SConv2dLSTM, read by `project`). A first pass records them for every step; the target layer
   `probe` is then called once on all of them, folded `[T*B, C', h, w]`, and a pre-hook hands the
-  consumer those same values (checked) call by call, so the gradient of every step reaches the one call.
+  reader those same values (checked) call by call, so the gradient of every step reaches the one call.
   The SConv2dLSTM's internal convolution is not the target: it runs once per step on the input
   joined with the recurrent state, so its activations mix in the previous steps; its spike output
   feeds nothing but the projection, so its gradient is that spike map's whole effect on the score.
@@ -42,17 +42,25 @@ from torch import nn
 
 from analysis.animation import Prerendered, prerendered, save_animation, step_fps
 from analysis.artifacts import Artifact, save_figure
-from analysis.samples import Loaded, pictures, run_cli, sequence_samples, short_name, shown_steps_note, step_columns, step_pictures
-from study.models import Output, SpikingCNN, SpikingLSTM
+from analysis.samples import (
+    Loaded,
+    pictures,
+    run_cli,
+    scaled_per_sample,
+    sequence_samples,
+    short_name,
+    shown_steps_note,
+    step_columns,
+    step_pictures,
+)
+from study.models import Output
 
 SECTION = "Grad-CAM"
-# Spiking models: (stateless consumer, key of Output.spikes of the spikes it reads).
-SPIKING_TARGETS = {SpikingCNN: ("fc", "lif2"), SpikingLSTM: ("project", "conv_lstm")}
 TITLE_WIDTH = 17
 
 
 class _Substitute:
-    """Forward pre-hook: gives the consumer, call by call, the rows of `features` equal to its own input."""
+    """Forward pre-hook: gives the reader, call by call, the rows of `features` equal to its own input."""
 
     def __init__(self, features: torch.Tensor):
         self.features, self.used = features, 0
@@ -69,13 +77,13 @@ class _Substitute:
 class SpikeCountScores(nn.Module):
     """A spiking model as pytorch-grad-cam needs it: frames `[B, T*C, H, W]` -> spike counts `[B, classes]`.
 
-    `spikes`: the spikes the consumer reads, `[T, B, C', h, w]`, from a first pass over the same frames.
+    `spikes`: the spikes the reader reads, `[T, B, C', h, w]`, from a first pass over the same frames.
     """
 
     def __init__(self, model: nn.Module, spikes: torch.Tensor):
         super().__init__()
         self.model, self.steps = model, spikes.shape[0]
-        self.consumer = SPIKING_TARGETS[type(model)][0]
+        self.reader = getattr(model, model.explained_spikes.reader)
         self.recorded = spikes.flatten(0, 1).detach()  # [T*B, C', h, w]
         self.probe = nn.Identity()  # the Grad-CAM target layer: called once, on every step's spikes
 
@@ -83,13 +91,13 @@ class SpikeCountScores(nn.Module):
         x = packed.unflatten(1, (self.steps, -1)).transpose(0, 1)  # [B, T*C, H, W] -> [T, B, C, H, W]
         features = self.probe(self.recorded.clone().requires_grad_())
         feed = _Substitute(features)
-        handle = getattr(self.model, self.consumer).register_forward_pre_hook(feed)
+        handle = self.reader.register_forward_pre_hook(feed)
         try:
             scores = self.model(x)
         finally:
             handle.remove()
         if feed.used != len(features):
-            raise RuntimeError(f"the consumer read {feed.used} of {len(features)} rows of spikes")
+            raise RuntimeError(f"the reader read {feed.used} of {len(features)} rows of spikes")
         return scores
 
 
@@ -99,7 +107,7 @@ def pack(inputs: torch.Tensor) -> torch.Tensor:
 
 def cnn_cam(model: nn.Module, inputs: torch.Tensor, classes: torch.Tensor) -> np.ndarray:
     """Grad-CAM of the CNN's last convolutional block for `classes`: [B, H, W] in [0, 1]."""
-    with GradCAM(model, target_layers=[model.features[-1]]) as cam:
+    with GradCAM(model, target_layers=[model.gradcam_layer]) as cam:
         return cam(input_tensor=inputs, targets=[ClassifierOutputTarget(int(c)) for c in classes])
 
 
@@ -112,7 +120,7 @@ def spiking_cam(model: nn.Module, inputs: torch.Tensor, classes: torch.Tensor, o
         with torch.no_grad():
             output = model.run(inputs)
     steps, height, width = inputs.shape[0], inputs.shape[-2], inputs.shape[-1]
-    wrapper = SpikeCountScores(model, output.spikes[SPIKING_TARGETS[type(model)][1]])
+    wrapper = SpikeCountScores(model, output.spikes[model.explained_spikes.spikes])
     packed = pack(inputs)
     targets = [ClassifierOutputTarget(int(c)) for c in classes]
     with GradCAM(wrapper, target_layers=[wrapper.probe]) as cam:
@@ -122,9 +130,7 @@ def spiking_cam(model: nn.Module, inputs: torch.Tensor, classes: torch.Tensor, o
     raw = torch.from_numpy(np.maximum(raw, 0)).float().unflatten(0, (steps, -1)).transpose(0, 1)  # [T*B, h, w] -> [B, T, h, w]
     per_step = F.interpolate(raw, size=(height, width), mode="bilinear", align_corners=False)
     summed = per_step.sum(1)  # [B, H, W]
-    per_step = per_step / per_step.flatten(1).max(1).values.clamp_min(1e-12)[:, None, None, None]
-    summed = summed / summed.flatten(1).max(1).values.clamp_min(1e-12)[:, None, None]
-    return summed.numpy(), per_step.numpy()
+    return scaled_per_sample(summed).numpy(), scaled_per_sample(per_step).numpy()
 
 
 def overlay(picture: np.ndarray, cam: np.ndarray) -> np.ndarray:
@@ -221,7 +227,7 @@ def gradcam_artifacts(loaded: Loaded, out_dir: Path) -> list[Artifact]:
         path = save_figure(figure, out_dir / "gradcam_grid.png")
         return [Artifact(path, f"Grad-CAM ({where}): where the CNN looks for the class it predicts; wrong predictions in red.", SECTION)]
     summed, per_step = spiking_cam(loaded.model, loaded.inputs, predicted, loaded.output)
-    layer = SPIKING_TARGETS[type(loaded.model)][1]
+    layer = loaded.model.explained_spikes.spikes
     steps = per_step.shape[1]
     title = f"Grad-CAM of the predicted class, {where} ({layer} spikes, summed over {steps} steps)"
     artifacts = [

@@ -6,6 +6,8 @@ run over time-folded chunks or once per time step are counted for every step the
   nonzero input and per weight it reaches, e.g. a spike into a linear layer costs `out_features`.
 - Any other input (images, event counts, membrane potentials) costs dense multiply-accumulates
   (MACs), one per weight use, zeros included. Bias additions are not counted.
+- `dense_macs` counts every layer as if its input were dense (NeuroBench's "Dense"): the
+  arithmetic a framework performs, which the benchmark's compute efficiency is measured in.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from study.models import Output
 
 
 @dataclass(frozen=True)
@@ -46,40 +50,44 @@ def conv_macs(conv: nn.Conv2d, output: torch.Tensor) -> float:
     return float(output.numel() * (conv.in_channels // conv.groups) * conv.kernel_size[0] * conv.kernel_size[1])
 
 
-def matmul_ops(x: torch.Tensor, rows_out: int) -> tuple[float, float]:
-    """(macs, synops) of `x` [..., in] times a weight of `rows_out` x in."""
-    if is_binary(x):
-        return 0.0, float(torch.count_nonzero(x)) * rows_out
-    return float(x.numel()) * rows_out, 0.0
+def matmul_macs(x: torch.Tensor, rows_out: int) -> float:
+    """Dense multiply-accumulates of `x` [..., in] times a weight of `rows_out` x in."""
+    return float(x.numel()) * rows_out
 
 
 class Tally:
     """Forward hooks that add up each counted layer's operations, and the ReLU outputs for the sparsity."""
 
     def __init__(self):
-        self.macs = self.synops = 0.0
+        self.macs = self.synops = self.dense = 0.0
         self.relu_outputs: list[torch.Tensor] = []
 
     def layer(self, module: nn.Module, args: tuple, output) -> None:
         x = args[0]
         if isinstance(module, nn.Conv2d):
+            dense = conv_macs(module, output)
+            self.dense += dense
             if is_binary(x):
                 self.synops += conv_synops(module, x)
             else:
-                self.macs += conv_macs(module, output)
+                self.macs += dense
         elif isinstance(module, nn.Linear):
-            self._add(*matmul_ops(x, module.out_features))
+            self._matmul(x, module.out_features)
         elif isinstance(module, nn.LSTMCell):  # four gates, from the input and from the hidden state
-            self._add(*matmul_ops(x, 4 * module.hidden_size))
+            self._matmul(x, 4 * module.hidden_size)
             if len(args) > 1 and args[1] is not None:
-                self._add(*matmul_ops(args[1][0], 4 * module.hidden_size))
+                self._matmul(args[1][0], 4 * module.hidden_size)
 
     def relu(self, module: nn.Module, args: tuple, output: torch.Tensor) -> None:
         self.relu_outputs.append(output)
 
-    def _add(self, macs: float, synops: float) -> None:
-        self.macs += macs
-        self.synops += synops
+    def _matmul(self, x: torch.Tensor, rows_out: int) -> None:
+        dense = matmul_macs(x, rows_out)
+        self.dense += dense
+        if is_binary(x):
+            self.synops += float(torch.count_nonzero(x)) * rows_out
+        else:
+            self.macs += dense
 
 
 def zero_fraction(tensors: list[torch.Tensor]) -> float:
@@ -100,23 +108,34 @@ def model_size(model: nn.Module) -> tuple[int, int]:
     return parameters, size
 
 
-def count_operations(model: nn.Module, inputs: torch.Tensor) -> OperationCount:
-    """Operations per sample, averaged over the batch in `inputs` ([T, B, ...] spiking, [B, ...] otherwise)."""
-    batch = inputs.shape[1] if model.spiking else inputs.shape[0]
-    tally = Tally()
+def tally(model: nn.Module, inputs: torch.Tensor) -> tuple[Tally, Output]:
+    """The operations of one forward pass over `inputs` (the whole batch), and the pass's output."""
+    counted = Tally()
     handles = [
-        module.register_forward_hook(tally.layer)
+        module.register_forward_hook(counted.layer)
         for module in model.modules()
         if isinstance(module, (nn.Conv2d, nn.Linear, nn.LSTMCell))
     ]
-    handles += [module.register_forward_hook(tally.relu) for module in model.modules() if isinstance(module, nn.ReLU)]
+    handles += [module.register_forward_hook(counted.relu) for module in model.modules() if isinstance(module, nn.ReLU)]
     try:
         with torch.no_grad():
             output = model.run(inputs)
     finally:
         for handle in handles:
             handle.remove()
-    activations = list(output.spikes.values()) if model.spiking else tally.relu_outputs
+    return counted, output
+
+
+def dense_macs(model: nn.Module, inputs: torch.Tensor) -> float:
+    """Multiply-accumulates of one forward pass over the whole batch `inputs`, every input counted as dense."""
+    return tally(model, inputs)[0].dense
+
+
+def count_operations(model: nn.Module, inputs: torch.Tensor) -> OperationCount:
+    """Operations per sample, averaged over the batch in `inputs` ([T, B, ...] spiking, [B, ...] otherwise)."""
+    batch = inputs.shape[1] if model.spiking else inputs.shape[0]
+    counted, output = tally(model, inputs)
+    activations = list(output.spikes.values()) if model.spiking else counted.relu_outputs
     parameters, size = model_size(model)
-    macs, synops = tally.macs / batch, tally.synops / batch
+    macs, synops = counted.macs / batch, counted.synops / batch
     return OperationCount(macs, synops, macs + synops, zero_fraction(activations), parameters, size)

@@ -6,7 +6,7 @@ from html import escape
 from pathlib import Path
 
 from analysis.artifacts import Artifact
-from analysis.content import Note, Report, Table
+from analysis.content import Document, Note, Table
 from analysis.writeup import link
 
 STYLE = """
@@ -47,20 +47,20 @@ def _summary_item(sentence: str) -> str:
     return f"<li>{escape(sentence)}</li>"
 
 
-def html(report: Report, folder: Path) -> str:
+def html(document: Document, folder: Path) -> str:
     """The whole index.html."""
-    sections = report.sections()
+    sections = document.sections()
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{escape(report.title)}</title><style>{STYLE}</style></head><body>",
-        f"<h1>{escape(report.title)}</h1>",
+        f"<title>{escape(document.title)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>{escape(document.title)}</h1>",
         "<nav>" + "".join(f'<a href="#{_anchor(s)}">{escape(s)}</a>' for s in sections) + "</nav>",
-        '<ul class="summary">' + "".join(_summary_item(sentence) for sentence in report.summary) + "</ul>",
+        '<ul class="summary">' + "".join(_summary_item(sentence) for sentence in document.summary) + "</ul>",
     ]
     for section in sections:
         parts.append(f'<h2 id="{_anchor(section)}">{escape(section)}</h2>')
-        for item in report.section(section):
+        for item in document.section(section):
             if isinstance(item, Table):
                 parts.append(_table(item))
             elif isinstance(item, Note):

@@ -15,7 +15,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from analysis.comparison import StudyRow, comparison_table, study_row, write_csv
-from analysis.content import Note, Report
+from analysis.content import Document, Note
 from analysis.experiment import Experiment, load_experiment
 from analysis.gradcam import gradcam_artifacts
 from analysis.hyperparameters import Importance, parameter_importance
@@ -28,10 +28,9 @@ from analysis.study_figures import hyperparameter_effects, importance_chart, lea
 from analysis.tradeoff import trial_operations, tradeoff_figure
 from analysis.weights import weight_artifacts
 from analysis.writeup import markdown, summary_sentences
-from study.cli import count
-from study.cli import report as report_error
+from study.cli import count, print_error
 from study.errors import UserError
-from study.files import replaced_atomically
+from study.files import write_atomically
 
 # Operations of every trial's last checkpoint are averaged over this many test samples: enough for a
 # stable mean spike count, few enough that a 20-trial study adds seconds, not minutes.
@@ -48,41 +47,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def study_section(experiments: list[Experiment], folder: Path, report: Report) -> dict[str, Importance]:
+def study_section(experiments: list[Experiment], folder: Path, document: Document) -> dict[str, Importance]:
     """Learning curves, hyperparameter effects, importances and parallel coordinates; returns the importances."""
-    report.items.append(learning_curves(experiments, folder))
+    document.items.append(learning_curves(experiments, folder))
     importances = {}
     for experiment in experiments:
         effects = hyperparameter_effects(experiment, folder)
         if effects is None:
             text = f"{experiment.title}: its scored trials share every hyperparameter, so there are no effects to plot."
-            report.items.append(Note(STUDY_SECTION, text))
+            document.items.append(Note(STUDY_SECTION, text))
             continue
-        report.items.append(effects)
+        document.items.append(effects)
         importance = parameter_importance(experiment)
         if isinstance(importance, Importance):
             importances[experiment.title] = importance
-            report.items.append(importance_chart(experiment, importance, folder))
+            document.items.append(importance_chart(experiment, importance, folder))
         else:
-            report.items.append(Note(STUDY_SECTION, f"{experiment.title}: no importance chart, because {importance}."))
-        report.items.append(parallel_coordinates(experiment, folder))
+            document.items.append(Note(STUDY_SECTION, f"{experiment.title}: no importance chart, because {importance}."))
+        document.items.append(parallel_coordinates(experiment, folder))
     return importances
 
 
-def model_section(experiments: list[Experiment], folder: Path, samples: int, data_dir: Path | None, report: Report, bar: tqdm) -> list[StudyRow]:
+def model_section(experiments: list[Experiment], folder: Path, samples: int, data_dir: Path | None, document: Document, bar: tqdm) -> list[StudyRow]:
     """Grad-CAM and spikes of each best model, then all their weights; returns the comparison rows."""
     rows, models = [], {}
     for experiment in experiments:
         bar.set_postfix_str(f"best model of {experiment.name}")
         loaded = load_with_samples(experiment.best_checkpoint, samples, data_dir or experiment.data_dir)
-        report.items += gradcam_artifacts(loaded, folder / experiment.name)
-        report.items += spike_artifacts(loaded, folder / experiment.name)
+        document.items += gradcam_artifacts(loaded, folder / experiment.name)
+        document.items += spike_artifacts(loaded, folder / experiment.name)
         operations = count_operations(loaded.model, loaded.inputs)
         rows.append(study_row(experiment, operations, loaded.hp, len(loaded.labels)))
         models[experiment.title] = loaded.model
         bar.update()
     bar.set_postfix_str("weights")
-    report.items += weight_artifacts(models, folder / "weights")
+    document.items += weight_artifacts(models, folder / "weights")
     bar.update()
     return rows
 
@@ -101,32 +100,25 @@ def make_report(specs: list[str], label: str | None, out_dir: Path, samples: int
     """Build the report; returns the path of its index.html."""
     experiments = [load_experiment(spec) for spec in specs]  # every input is checked before any work
     folder = report_folder(experiments, label, out_dir)
-    report = Report(title=f"Spiking and conventional networks: {', '.join(e.title for e in experiments)}")
+    document = Document(title=f"Spiking and conventional networks: {', '.join(e.title for e in experiments)}")
     steps = 1 + len(experiments) + 1 + sum(len(e.trials) for e in experiments) + 1
     with tqdm(total=steps, desc="report", unit="step") as bar:
         bar.set_postfix_str("study figures")
-        importances = study_section(experiments, folder / "study", report)
+        importances = study_section(experiments, folder / "study", document)
         bar.update()
-        rows = model_section(experiments, folder, samples, data_dir, report, bar)
+        rows = model_section(experiments, folder, samples, data_dir, document, bar)
         points = []
         for experiment in experiments:
             bar.set_postfix_str(f"operations of every trial of {experiment.name}")
             points += trial_operations(experiment, TRIAL_SAMPLES, data_dir or experiment.data_dir, out_dir.resolve() / ".cache", bar.update)
         bar.set_postfix_str("writing")
-        report.items += [comparison_table(rows), tradeoff_figure(points, folder / "comparison")]
+        document.items += [comparison_table(rows), tradeoff_figure(points, folder / "comparison")]
         write_csv(rows, folder / "comparison" / "comparison.csv")
-        report.summary = summary_sentences(rows, importances)
-        _write(folder / "report.md", markdown(report, folder))
-        index = _write(folder / "index.html", html(report, folder))
+        document.summary = summary_sentences(rows, importances)
+        write_atomically(folder / "report.md", markdown(document, folder))
+        index = write_atomically(folder / "index.html", html(document, folder))
         bar.update()
     return index
-
-
-def _write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with replaced_atomically(path) as partial:
-        partial.write_text(text)
-    return path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         index = make_report(args.results, args.label, args.out_dir, args.samples, args.data_dir)
     except UserError as error:
-        return report_error(error)
+        return print_error(error)
     print(index)
     return 0
 

@@ -19,15 +19,14 @@ import torch
 from torch import nn
 
 from study.checkpoint import load_model
-from study.cli import count, report
-from study.config import Hyperparams, StudySettings
-from study.data import data_root, final_test_set
+from study.cli import count, print_error
+from study.config import Hyperparams
 from study.errors import UserError
-from study.experiment import STUDY_FILE
+from study.final_test import checkpoint_test_split
+from study.loop import input_adapter
 from study.models import Output
-from study.registry import ARCHITECTURES, DATASETS
-from study.run import prepare_data
-from study.trainable import input_adapter, sample_request
+from study.registry import DATASETS, DatasetAndArch
+from study.storage import STUDY_FILE
 
 DEFAULT_DATA_DIR = Path("data")
 DEFAULT_SAMPLES = 30  # three per class on MNIST and N-MNIST
@@ -38,7 +37,7 @@ SEQUENCE_SAMPLES = 4  # samples followed over time in a figure or an animation
 
 
 @dataclass
-class Loaded:
+class Loaded(DatasetAndArch):
     """A model in eval mode on the CPU, its checkpoint and `count` class-balanced test samples (sorted by label)."""
 
     model: nn.Module
@@ -62,14 +61,6 @@ class Loaded:
     @property
     def arch(self) -> str:
         return self.payload["arch"]
-
-    @property
-    def spiking(self) -> bool:
-        return ARCHITECTURES[self.arch].spiking
-
-    @property
-    def events(self) -> bool:
-        return DATASETS[self.dataset].source.kind == "events"
 
 
 def _study_record_near(folder: Path, levels: int = 3) -> dict | None:
@@ -111,19 +102,7 @@ def load_with_samples(checkpoint: Path, count: int, data_dir: Path | None = None
     checkpoints read (and if needed regenerate) the synthetic folder, as `study.evaluate` does.
     """
     model, payload = load_model(checkpoint, "cpu")
-    hp = Hyperparams.from_dict(payload["hyperparams"])
-    data_dir = data_dir or experiment_data_dir(checkpoint) or DEFAULT_DATA_DIR
-    settings = StudySettings(
-        dataset=payload["dataset"],
-        arch=payload["arch"],
-        data_dir=Path(data_dir).resolve(),
-        max_epochs=1,
-        synthetic=bool(payload.get("synthetic", False)),
-        test_limit=count,
-    )
-    prepare_data(settings, splits=(False,))
-    source = DATASETS[settings.dataset].source
-    test_set = final_test_set(source, data_root(settings.data_dir, settings.synthetic), sample_request(settings, hp))
+    settings, hp, test_set = checkpoint_test_split(payload, data_dir or experiment_data_dir(checkpoint) or DEFAULT_DATA_DIR, count)
     if len(test_set) == 0:
         raise UserError(f"The {settings.dataset} test split under {settings.data_dir} holds no samples.")
     batch, labels = test_set[list(range(len(test_set)))]  # one batch: [B, C, H, W] bytes or [B, T, P, H, W] counts
@@ -132,7 +111,7 @@ def load_with_samples(checkpoint: Path, count: int, data_dir: Path | None = None
     with torch.random.fork_rng():
         torch.manual_seed(ENCODING_SEED)
         inputs = input_adapter(settings.dataset, settings.arch, hp)(batch)
-    return Loaded(model, payload, hp, inputs, labels, batch, list(source.classes))
+    return Loaded(model, payload, hp, inputs, labels, batch, list(DATASETS[settings.dataset].source.classes))
 
 
 def short_name(class_name: str) -> str:
@@ -140,12 +119,20 @@ def short_name(class_name: str) -> str:
     return class_name.split(" - ")[0]
 
 
+def scaled_per_sample(values: torch.Tensor, log: bool = False, from_minimum: bool = False) -> torch.Tensor:
+    """Each sample (the first dimension) divided by its own maximum, so it spans [0, 1]: with `log`, of
+    log(1 + values) (event counts: busy pixels then do not hide the rest); with `from_minimum`, after
+    subtracting its own minimum."""
+    values = values.float().log1p() if log else values.float()
+    per_sample = (-1, *[1] * (values.dim() - 1))
+    if from_minimum:
+        values = values - values.flatten(1).min(1).values.view(per_sample)
+    return values / values.flatten(1).max(1).values.clamp_min(1e-12).view(per_sample)
+
+
 def _scaled(pictures: torch.Tensor, events: bool) -> np.ndarray:
-    """Per sample to [0, 1]; event counts on a log scale, so busy pixels do not hide the rest."""
-    pictures = pictures.float().log1p() if events else pictures.float()
-    pictures = pictures - pictures.flatten(1).min(1).values.view(-1, *[1] * (pictures.dim() - 1))
-    peak = pictures.flatten(1).max(1).values.clamp_min(1e-12).view(-1, *[1] * (pictures.dim() - 1))
-    return (pictures / peak).numpy()
+    """Pictures for a human: per sample to [0, 1], event counts on a log scale."""
+    return scaled_per_sample(pictures, log=events, from_minimum=True).numpy()
 
 
 def pictures(loaded: Loaded) -> np.ndarray:
@@ -193,7 +180,7 @@ def run_cli(argv: list[str] | None, module: str, description: str, folder: str, 
     try:
         artifacts = make(load_with_samples(args.checkpoint, args.samples, args.data_dir), out)
     except UserError as error:
-        return report(error)
+        return print_error(error)
     for artifact in artifacts:
         print(artifact.path)
     return 0

@@ -18,12 +18,11 @@ from matplotlib.ticker import MaxNLocator
 
 from analysis.animation import Prerendered, prerendered, save_animation, step_fps
 from analysis.artifacts import Artifact, save_figure
-from analysis.samples import Loaded, run_cli, sequence_samples, short_name, shown_steps_note, step_columns
+from analysis.samples import Loaded, run_cli, scaled_per_sample, sequence_samples, short_name, shown_steps_note, step_columns
 from study.errors import UserError
-from study.models import Output
+from study.models import OUTPUT_SPIKES, Output
 
 SECTION = "Spikes"
-OUTPUT_LAYER = "out"  # the key of the output neurons' spikes in Output.spikes
 
 
 def class_colours(count: int) -> list:
@@ -46,9 +45,7 @@ def describe(loaded: Loaded, index: int, output: Output) -> str:
 
 def input_pictures(inputs: torch.Tensor, events: bool) -> np.ndarray:
     """The model's input [T, B, C, H, W] as RGB [B, T, H, W, 3]: events red (polarity 1) and blue (polarity 0) on white, else grey."""
-    x = inputs.transpose(0, 1).float()  # [B, T, C, H, W]
-    x = x.log1p() if events else x  # event counts on a log scale, so busy pixels do not hide the rest
-    x = x / x.flatten(1).max(1).values.clamp_min(1e-12)[:, None, None, None, None]  # one scale per sample
+    x = scaled_per_sample(inputs.transpose(0, 1), log=events)  # [B, T, C, H, W], one scale per sample
     if x.shape[2] == 2:
         off, on = x[:, :, 0], x[:, :, 1]
         rgb = torch.stack([1 - off, (1 - on - off).clamp_min(0), 1 - on], dim=-1)
@@ -78,7 +75,7 @@ def input_figure(loaded: Loaded, output: Output) -> plt.Figure:
 
 def raster_figure(loaded: Loaded, output: Output, index: int) -> plt.Figure:
     """Spike raster of every hidden layer for one sample: neuron against time step."""
-    layers = [name for name in output.spikes if name != OUTPUT_LAYER]
+    layers = [name for name in output.spikes if name != OUTPUT_SPIKES]
     steps = loaded.inputs.shape[0]
     figure, axes = plt.subplots(1, len(layers), figsize=(4.2 * len(layers), 4.2), squeeze=False)
     for ax, name in zip(axes[0], layers):
@@ -100,7 +97,7 @@ def raster_figure(loaded: Loaded, output: Output, index: int) -> plt.Figure:
 def membrane_figure(loaded: Loaded, output: Output, index: int) -> plt.Figure:
     """Membrane potential of every output neuron over time for one sample, with the firing threshold."""
     membrane = output.membrane[:, index]  # [T, classes x population]
-    spikes = output.spikes[OUTPUT_LAYER][:, index]
+    spikes = output.spikes[OUTPUT_SPIKES][:, index]
     classes = len(loaded.class_names)
     population = membrane.shape[1] // classes
     colours, true = class_colours(classes), int(loaded.labels[index])
@@ -111,7 +108,7 @@ def membrane_figure(loaded: Loaded, output: Output, index: int) -> plt.Figure:
         ax.plot(steps, membrane[:, neuron], color=colours[label], linewidth=2.2 if label == true else 0.9, alpha=0.9)
         fired = spikes[:, neuron].nonzero(as_tuple=True)[0]
         ax.scatter(steps[fired.numpy()], membrane[fired, neuron], color=colours[label], marker="o", s=14, zorder=3)
-    threshold = float(loaded.model.lif_out.threshold.detach())  # learned when learn_threshold
+    threshold = float(loaded.model.output_neurons.threshold.detach())  # learned when learn_threshold
     ax.axhline(threshold, color="black", linestyle="--", linewidth=1)
     handles = [Line2D([], [], color=colours[c], linewidth=2.2 if c == true else 0.9, label=short_name(name)) for c, name in enumerate(loaded.class_names)]
     handles += [Line2D([], [], color="black", linestyle="--", label=f"threshold {threshold:.3g}"), Line2D([], [], color="grey", marker="o", linestyle="", label="spike")]
@@ -135,7 +132,7 @@ def standing(counts: np.ndarray, names: list[str], final: bool) -> str:
 def counts_animation(loaded: Loaded, output: Output) -> Prerendered:
     """Output spike counts per class accumulating over time, one animation frame per time step."""
     samples, classes = sequence_samples(loaded), len(loaded.class_names)
-    per_step = output.spikes[OUTPUT_LAYER].unflatten(-1, (classes, -1)).sum(-1)  # [T, B, classes]
+    per_step = output.spikes[OUTPUT_SPIKES].unflatten(-1, (classes, -1)).sum(-1)  # [T, B, classes]
     running = per_step.cumsum(0)[:, samples].numpy()  # [T, samples, classes]
     steps = running.shape[0]
     names = [short_name(name) for name in loaded.class_names]

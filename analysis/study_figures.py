@@ -13,9 +13,15 @@ from analysis.content import plural
 from analysis.experiment import Experiment, Trial
 from analysis.hyperparameters import IMPORTANCE_EVALUATOR, Importance, search_of
 from study.config import METRIC
+from study.summary import TrialStatus
 
 SECTION = "Study"
-STATUS_COLOURS = {"completed": "tab:green", "stopped early": "tab:orange", "diverged": "tab:red", "error": "black"}
+STATUS_COLOURS = {
+    TrialStatus.COMPLETED: "tab:green",
+    TrialStatus.STOPPED_EARLY: "tab:orange",
+    TrialStatus.DIVERGED: "tab:red",
+    TrialStatus.ERROR: "black",
+}
 BEST_COLOUR = "tab:blue"
 AXIS_LABELS = {"val_acc": "validation accuracy", "val_loss": "validation loss"}
 SCORE_LABEL = f"best {AXIS_LABELS.get(METRIC, METRIC)}"  # a trial's score: its best epoch
@@ -50,12 +56,12 @@ def learning_curves(experiments: list[Experiment], out_dir: Path) -> Artifact:
             axis.grid(alpha=0.3)
             axis.xaxis.get_major_locator().set_params(integer=True)
         axes[0, column].set_title(f"{experiment.title}\n{len(experiment.trials)} trials")
-        axes[0, column].axvline(experiment.summary["max_epochs"], color="grey", linestyle=":", linewidth=1)
+        axes[0, column].axvline(experiment.summary.max_epochs, color="grey", linestyle=":", linewidth=1)
     statuses = {trial.status for experiment in experiments for trial in experiment.trials}
     _legend(figure, statuses, "best trial", {"linewidth": 2.5})
     figure.suptitle("Validation accuracy and loss per epoch (marker: the epoch a trial ended, coloured by how it ended)")
     path = save_figure(figure, out_dir / "learning_curves.png")
-    stopped = sum(trial.status == "stopped early" for e in experiments for trial in e.trials)
+    stopped = sum(trial.status == TrialStatus.STOPPED_EARLY for e in experiments for trial in e.trials)
     caption = (
         f"{AXIS_LABELS.get(METRIC, METRIC).capitalize()} (top) and validation loss (bottom) per epoch of all {sum(len(e.trials) for e in experiments)} trials; "
         f"the best trial is thick blue; ASHA stopped {plural(stopped, 'trial')} early (orange markers); dotted: the epoch limit."

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from analysis.artifacts import Artifact
 from analysis.comparison import StudyRow
-from analysis.content import Note, Report, Table, plural, si
+from analysis.content import Document, Note, Table, plural, si
 from analysis.hyperparameters import Importance
 
 TIE = 1e-6  # importance shares closer than this count as equal
@@ -128,12 +128,12 @@ def _markdown_figure(artifact: Artifact, folder: Path) -> list[str]:
     return [shown, "", f"*{artifact.caption}*", ""]
 
 
-def markdown(report: Report, folder: Path) -> str:
+def markdown(document: Document, folder: Path) -> str:
     """The whole report.md: title, summary, then each section's tables, notes and figures."""
-    lines = [f"# {report.title}", "", *(f"- {sentence}" for sentence in report.summary), ""]
-    for section in report.sections():
+    lines = [f"# {document.title}", "", *(f"- {sentence}" for sentence in document.summary), ""]
+    for section in document.sections():
         lines += [f"## {section}", ""]
-        for item in report.section(section):
+        for item in document.section(section):
             if isinstance(item, Table):
                 lines += _markdown_table(item)
             elif isinstance(item, Note):

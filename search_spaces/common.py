@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-import optuna
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # only for annotations: importing a search space does not import Optuna
+    import optuna
 
 
 def optimizer(trial: optuna.Trial) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import optuna
+from typing import TYPE_CHECKING
 
 from search_spaces.common import CNN_FIRST, LSTM_FIRST, SPIKING_FIRST, conventional, lstm, optimizer, spiking_neurons
+
+if TYPE_CHECKING:  # only for annotations: importing a search space does not import Optuna
+    import optuna
 
 # 32x32 keeps the gestures recognisable at 1/16 of the pixels.
 FRAME_SIZE = 32

@@ -22,6 +22,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +32,9 @@ import torch
 import torch.nn.functional as F
 from snntorch import utils
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
+
+from analysis.operations import dense_macs
 
 from study.cli import count
 from study.config import Hyperparams
@@ -38,11 +42,12 @@ from study.data.events import event_store
 from study.data.frames import FrameDataset, FrameSpec, frame_transform
 from study.data.sources import NMNIST_SOURCE, RawSplit
 from study.data.synthetic import write_nmnist
+from study.files import write_atomically
 from study.models.common import Output, class_scores
 from study.models.lif_scan import SURROGATES
 from study.precision import PRECISIONS, autocast, resolve
 from study.registry import build_model
-from study.trainable import evaluate, make_loader, train_one_epoch
+from study.loop import make_loader, measure, train_one_epoch
 
 BATCH = 64
 
@@ -74,25 +79,6 @@ class ReferenceSCNN(nn.Module):
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         return self.run(frames).scores
-
-
-def multiply_accumulates(model: nn.Module, frames: torch.Tensor) -> int:
-    """Multiply-accumulates of the convolutions and linear layers for one forward pass of `frames`."""
-    total = 0
-
-    def count_layer(layer, inputs, output):
-        nonlocal total
-        if isinstance(layer, nn.Conv2d):
-            total += output.numel() * layer.in_channels // layer.groups * layer.kernel_size[0] * layer.kernel_size[1]
-        elif isinstance(layer, nn.Linear):
-            total += output.numel() * layer.in_features
-
-    hooks = [m.register_forward_hook(count_layer) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    with torch.no_grad():
-        model.run(frames)
-    for hook in hooks:
-        hook.remove()
-    return total
 
 
 def cpu_name() -> str:
@@ -150,11 +136,15 @@ def our_datasets(root: Path, cache: Path, train_idx: np.ndarray, val_idx: np.nda
     return tuple(FrameDataset(store, idx, split.targets[idx], FrameSpec(25), NMNIST_SOURCE) for idx in (train_idx, val_idx))
 
 
+def time_major(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
+    return batch.to(device).transpose(0, 1)  # [B, T, P, H, W] -> [T, B, P, H, W]
+
+
 def our_epoch(model, train_set, val_set, device, precision) -> None:
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    to_input = lambda batch: batch.to(device).transpose(0, 1)  # [B, T, P, H, W] -> [T, B, P, H, W]
+    to_input = partial(time_major, device=device)
     train_one_epoch(model, make_loader(train_set, BATCH, True), optimizer, to_input, device, precision)
-    evaluate(model, make_loader(val_set, BATCH, False), to_input, device, precision)
+    measure(model, make_loader(val_set, BATCH, False), to_input, device, precision)
 
 
 def peak_rss_mb() -> float:
@@ -204,140 +194,157 @@ def samples_per_second(loader: DataLoader) -> float:
     return seen / (time.perf_counter() - started)
 
 
-def run(args: argparse.Namespace) -> dict:
-    device = torch.device(args.device)
-    torch.manual_seed(0)
-    steps_list = (25,) if args.quick else (25, 100)
-    repeats = 3 if args.quick else 5
-    train_samples = 4 * BATCH if args.quick else 16 * BATCH
-    val_samples = BATCH if args.quick else 4 * BATCH
-    precision = resolve(args.precision, device)
-    report: dict = {
-        "settings": {"batch": BATCH, "device": str(device), "quick": args.quick, "train_samples": train_samples, "precision": precision}
-    }
-    report["hardware"] = {
+def hardware(device: torch.device) -> dict:
+    return {
         "cpu": cpu_name(),
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
     }
-    peak_flops = matmul_flops(device)
-    report["matmul_gflops"] = peak_flops / 1e9
 
-    # (a) the training step, ours and the reference, on the same batch and weights
-    for num_steps in steps_list:
-        hp = Hyperparams(num_steps=num_steps)
-        ours = build_model("nmnist", "scnn", hp).to(device)
-        reference = ReferenceSCNN(ours, hp).to(device)
-        frames = (torch.rand(num_steps, BATCH, 2, 34, 34, device=device) < 0.05).float()  # [T, B, C, H, W]
-        targets = torch.randint(0, 10, (BATCH,), device=device)
 
-        def step(model, precision):
-            optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+def training_step(model: nn.Module, frames: torch.Tensor, targets: torch.Tensor, precision: str, device: torch.device) -> Callable[[], None]:
+    """One Adam step of `model` on a fixed batch, as a callable to time."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
 
-            def once():
-                optimizer.zero_grad(set_to_none=True)
-                with autocast(precision, device):
-                    scores = model.run(frames).scores
-                F.cross_entropy(scores.float(), targets).backward()
-                optimizer.step()
+    def once() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with autocast(precision, device):
+            scores = model.run(frames).scores
+        F.cross_entropy(scores.float(), targets).backward()
+        optimizer.step()
 
-            return once
+    return once
 
-        # the tutorial trains in fp32
-        ours_s, reference_s = paired_seconds(step(ours, precision), step(reference, "fp32"), repeats, device)
-        flops = 2 * 3 * multiply_accumulates(ours, frames)  # 2 FLOPs a MAC; backward ~ twice the forward
-        report[f"step_T{num_steps}"] = {
-            "ours_samples_per_s": BATCH / ours_s,
-            "reference_samples_per_s": BATCH / reference_s,
-            "speedup": reference_s / ours_s,
-            "ours_compute_efficiency": flops / ours_s / peak_flops,
-            "reference_compute_efficiency": flops / reference_s / peak_flops,
-        }
-    report["step_speedup"] = report["step_T25"]["speedup"]
-    report["compute_efficiency"] = report["step_T25"]["ours_compute_efficiency"]
 
-    # (b) the data path and (d) whole epochs, T = 25
+def step_speed(num_steps: int, device: torch.device, precision: str, repeats: int, peak_flops: float) -> dict:
+    """(a) the training step, ours and the reference, on the same batch and weights."""
+    hp = Hyperparams(num_steps=num_steps)
+    ours = build_model("nmnist", "scnn", hp).to(device)
+    reference = ReferenceSCNN(ours, hp).to(device)
+    frames = (torch.rand(num_steps, BATCH, 2, 34, 34, device=device) < 0.05).float()  # [T, B, C, H, W]
+    targets = torch.randint(0, 10, (BATCH,), device=device)
+    # the tutorial trains in fp32
+    ours_s, reference_s = paired_seconds(
+        training_step(ours, frames, targets, precision, device), training_step(reference, frames, targets, "fp32", device), repeats, device
+    )
+    flops = 2 * 3 * dense_macs(ours, frames)  # 2 FLOPs a MAC; backward ~ twice the forward
+    return {
+        "ours_samples_per_s": BATCH / ours_s,
+        "reference_samples_per_s": BATCH / reference_s,
+        "speedup": reference_s / ours_s,
+        "ours_compute_efficiency": flops / ours_s / peak_flops,
+        "reference_compute_efficiency": flops / reference_s / peak_flops,
+    }
+
+
+def reference_loader(dataset: Dataset, shuffle: bool) -> DataLoader:
+    """The tutorial's loader: samples fetched and stacked one by one."""
+    return DataLoader(dataset, batch_size=BATCH, shuffle=shuffle)
+
+
+def reference_epoch(model: nn.Module, train_set: Dataset, val_set: Dataset, device: torch.device) -> None:
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for inputs, targets in reference_loader(train_set, True):
+        optimizer.zero_grad(set_to_none=True)
+        F.cross_entropy(model.run(time_major(inputs, device)).scores, targets.to(device)).backward()
+        optimizer.step()
+    with torch.no_grad():
+        for inputs, _ in reference_loader(val_set, False):
+            model.run(time_major(inputs, device))
+
+
+def data_and_epochs(args: argparse.Namespace, device: torch.device, precision: str, samples: tuple[int, int], consumption: float) -> dict:
+    """(b) the data path and (d) whole epochs at T = 25, on N-MNIST from --data-dir or synthetic data in its format."""
+    train_samples, val_samples = samples
+    measured: dict = {}
     with tempfile.TemporaryDirectory() as workdir:
-        root, data_note = nmnist_root(args.data_dir, Path(workdir), train_samples + val_samples)
-        report["data"] = data_note
+        root, measured["data"] = nmnist_root(args.data_dir, Path(workdir), train_samples + val_samples)
         split, cache = NMNIST_SOURCE.open(root, train=True), Path(workdir) / "cache"
         indices = np.arange(train_samples + val_samples) % len(split.targets)
         train_idx, val_idx = indices[:train_samples], indices[train_samples:]
         started = time.perf_counter()
         ours_train, ours_val = our_datasets(root, cache, train_idx, val_idx)
-        report["store_build_seconds"] = time.perf_counter() - started
-        report["store_samples"] = len(split.targets)
+        measured["store_build_seconds"] = time.perf_counter() - started
+        measured["store_samples"] = len(split.targets)
         spec = FrameSpec(25)
         reference_train, reference_val = ReferenceFrames(split, train_idx, spec), ReferenceFrames(split, val_idx, spec)
 
-        def reference_loader(dataset, shuffle):  # the tutorial's: samples fetched and stacked one by one
-            return DataLoader(dataset, batch_size=BATCH, shuffle=shuffle)
-
         loading = samples_per_second(make_loader(ours_train, BATCH, True))
-        consumption = report["step_T25"]["ours_samples_per_s"]
-        report["data_path"] = {
+        measured["data_path"] = {
             "ours_samples_per_s": loading,
             "reference_samples_per_s": samples_per_second(reference_loader(reference_train, True)),
         }
-        report["loading_over_consumption"] = loading / consumption
+        measured["loading_over_consumption"] = loading / consumption
 
         hp = Hyperparams(num_steps=25)
         ours = build_model("nmnist", "scnn", hp).to(device)
         reference = ReferenceSCNN(ours, hp).to(device)
-        to_input = lambda batch: batch.to(device).transpose(0, 1)  # [B, T, P, H, W] -> [T, B, P, H, W]
-
-        def reference_epoch():
-            optimizer = torch.optim.Adam(reference.parameters(), lr=1e-3)
-            for inputs, targets in reference_loader(reference_train, True):
-                optimizer.zero_grad(set_to_none=True)
-                F.cross_entropy(reference.run(to_input(inputs)).scores, targets.to(device)).backward()
-                optimizer.step()
-            with torch.no_grad():
-                for inputs, targets in reference_loader(reference_val, False):
-                    reference.run(to_input(inputs))
-
         # Epochs include loading: no warm-up, as in a trial (which also starts cold).
         ours_epoch_s, reference_epoch_s = paired_seconds(
-            lambda: our_epoch(ours, ours_train, ours_val, device, precision), reference_epoch, 1 if args.quick else 3, device, warm_up=False
+            partial(our_epoch, ours, ours_train, ours_val, device, precision),
+            partial(reference_epoch, reference, reference_train, reference_val, device),
+            1 if args.quick else 3,
+            device,
+            warm_up=False,
         )
-        report["epoch"] = {"ours_seconds": ours_epoch_s, "reference_seconds": reference_epoch_s}
-        report["epoch_speedup"] = reference_epoch_s / ours_epoch_s
+        measured["epoch"] = {"ours_seconds": ours_epoch_s, "reference_seconds": reference_epoch_s}
+        measured["epoch_speedup"] = reference_epoch_s / ours_epoch_s
+        measured["trial_peak_rss_mb"] = trial_peak_rss_mb(root, cache, train_idx, val_idx, device, precision, torch.get_num_threads())
+    return measured
 
-        report["trial_peak_rss_mb"] = trial_peak_rss_mb(root, cache, train_idx, val_idx, device, precision, torch.get_num_threads())
-    report["peak_rss_mb"] = peak_rss_mb()
+
+def run(args: argparse.Namespace) -> dict:
+    """Every measurement of the benchmark, as the JSON record it writes."""
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    repeats = 3 if args.quick else 5
+    samples = (4 * BATCH, BATCH) if args.quick else (16 * BATCH, 4 * BATCH)  # (training, validation)
+    precision = resolve(args.precision, device)
+    measured: dict = {
+        "settings": {"batch": BATCH, "device": str(device), "quick": args.quick, "train_samples": samples[0], "precision": precision},
+        "hardware": hardware(device),
+    }
+    peak_flops = matmul_flops(device)
+    measured["matmul_gflops"] = peak_flops / 1e9
+    for num_steps in (25,) if args.quick else (25, 100):
+        measured[f"step_T{num_steps}"] = step_speed(num_steps, device, precision, repeats, peak_flops)
+    measured["step_speedup"] = measured["step_T25"]["speedup"]
+    measured["compute_efficiency"] = measured["step_T25"]["ours_compute_efficiency"]
+    measured |= data_and_epochs(args, device, precision, samples, consumption=measured["step_T25"]["ours_samples_per_s"])
+    measured["peak_rss_mb"] = peak_rss_mb()
     if device.type == "cuda":
-        report["peak_gpu_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
-    return report
+        measured["peak_gpu_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return measured
 
 
 GOALS = {"epoch_speedup": 2.0, "loading_over_consumption": 5.0}
 
 
-def table(report: dict) -> str:
-    settings = report["settings"]
-    lines = [f"snn-study benchmark on {settings['device']} ({report['data']}), batch {BATCH}, ours in {settings['precision']}"]
-    lines.append(f"  dense fp32 matmul: {report['matmul_gflops']:.0f} GFLOP/s")
-    for key in sorted(k for k in report if k.startswith("step_T")):
-        step = report[key]
+def table(measured: dict) -> str:
+    settings = measured["settings"]
+    lines = [f"snn-study benchmark on {settings['device']} ({measured['data']}), batch {BATCH}, ours in {settings['precision']}"]
+    lines.append(f"  dense fp32 matmul: {measured['matmul_gflops']:.0f} GFLOP/s")
+    for key in sorted(k for k in measured if k.startswith("step_T")):
+        step = measured[key]
         lines.append(
             f"  training step {key[5:]}: ours {step['ours_samples_per_s']:.0f} samples/s, reference "
             f"{step['reference_samples_per_s']:.0f} samples/s, speedup {step['speedup']:.2f}x, compute efficiency "
             f"{step['ours_compute_efficiency']:.1%} vs {step['reference_compute_efficiency']:.1%}"
         )
     lines.append(
-        f"  data path: ours {report['data_path']['ours_samples_per_s']:.0f} samples/s (event store of "
-        f"{report['store_samples']} samples decoded once in {report['store_build_seconds']:.1f} s), reference "
-        f"{report['data_path']['reference_samples_per_s']:.0f} samples/s"
+        f"  data path: ours {measured['data_path']['ours_samples_per_s']:.0f} samples/s (event store of "
+        f"{measured['store_samples']} samples decoded once in {measured['store_build_seconds']:.1f} s), reference "
+        f"{measured['data_path']['reference_samples_per_s']:.0f} samples/s"
     )
-    lines.append(f"  epoch (loading + training + validation): ours {report['epoch']['ours_seconds']:.1f} s, reference {report['epoch']['reference_seconds']:.1f} s")
+    lines.append(f"  epoch (loading + training + validation): ours {measured['epoch']['ours_seconds']:.1f} s, reference {measured['epoch']['reference_seconds']:.1f} s")
     for key, goal in GOALS.items():
-        verdict = "met" if report[key] >= goal else f"missed by {goal / report[key]:.2f}x"
-        lines.append(f"  {key}: {report[key]:.2f} (goal {goal:g}: {verdict})")
+        verdict = "met" if measured[key] >= goal else f"missed by {goal / measured[key]:.2f}x"
+        lines.append(f"  {key}: {measured[key]:.2f} (goal {goal:g}: {verdict})")
     lines.append(
-        f"  step_speedup {report['step_speedup']:.2f}; peak RSS: one trial's epoch in its own process "
-        f"{report['trial_peak_rss_mb']:.0f} MB (goal under 3000), this benchmark {report['peak_rss_mb']:.0f} MB"
+        f"  step_speedup {measured['step_speedup']:.2f}; peak RSS: one trial's epoch in its own process "
+        f"{measured['trial_peak_rss_mb']:.0f} MB (goal under 3000), this benchmark {measured['peak_rss_mb']:.0f} MB"
     )
     return "\n".join(lines)
 
@@ -356,9 +363,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)
-    report = run(args)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(table(report))
+    measured = run(args)
+    write_atomically(args.out, json.dumps(measured, indent=2) + "\n")
+    print(table(measured))
     print(f"Written: {args.out}")
     return 0
 

@@ -18,6 +18,8 @@ from study.files import replaced_atomically
 from study.registry import build_model
 
 CHECKPOINT_VERSION = 1
+# The file a checkpoint is in inside each of a trial's `checkpoint_<n>/` folders.
+TRIAL_CHECKPOINT_FILE = "checkpoint.pth"
 REQUIRED_KEYS = {"version", "dataset", "arch", "hyperparams", "model"}
 
 

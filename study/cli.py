@@ -32,7 +32,7 @@ gpu_share = at_least(float, 0, False, "zero or positive")
 EXIT_BAD_INPUT = 2
 
 
-def report(error: UserError) -> int:
+def print_error(error: UserError) -> int:
     """Print a UserError as one wrapped paragraph (paths unbroken); returns the exit status."""
     print(textwrap.fill(f"error: {error}", width=100, break_on_hyphens=False, break_long_words=False), file=sys.stderr)
     return EXIT_BAD_INPUT

@@ -20,7 +20,7 @@ class Hyperparams:
 
     lr: float = 1e-3  # Adam/SGD learning rate
     batch_size: int = 64
-    optimizer: str = "adam"  # a key of study.trainable.OPTIMIZERS
+    optimizer: str = "adam"  # a key of study.loop.OPTIMIZERS
     momentum: float = 0.9  # SGD only
     weight_decay: float = 0.0
     dropout: float = 0.0

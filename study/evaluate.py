@@ -2,6 +2,7 @@
 
 The checkpoint says which dataset and architecture it belongs to; exit status 2 when the file is
 not a usable checkpoint (another layout, weights that do not fit its architecture, a pickle).
+Imports neither Ray Tune nor Optuna: testing one model needs only torch and the data.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ import sys
 from pathlib import Path
 
 from study.checkpoint import load_model
-from study.cli import count, report
-from study.config import Hyperparams, StudySettings
+from study.cli import count, print_error
 from study.errors import UserError
-from study.outcome import evaluate_on_test_split
-from study.run import prepare_data
-from study.trainable import pick_device
+from study.final_test import checkpoint_test_split, final_test
+from study.loop import pick_device
+
+
+def _number(value: float | None) -> str:
+    return "not finite" if value is None else f"{value:.4f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,22 +31,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         device = pick_device()
         model, payload = load_model(args.checkpoint, device)
-        settings = StudySettings(
-            dataset=payload["dataset"],
-            arch=payload["arch"],
-            data_dir=args.data_dir.resolve(),
-            max_epochs=1,
-            synthetic=bool(payload.get("synthetic", False)),
-            test_limit=args.test_limit,
-        )
-        prepare_data(settings, splits=(False,))
-        result = evaluate_on_test_split(settings, model, Hyperparams.from_dict(payload["hyperparams"]), device)
+        settings, hp, test_set = checkpoint_test_split(payload, args.data_dir, args.test_limit)
+        result = final_test(settings, model, hp, device, test_set)
     except UserError as error:
-        return report(error)
+        return print_error(error)
     synthetic = " (synthetic data)" if settings.synthetic else ""
     print(
-        f"{args.checkpoint}: {settings.arch} on {settings.dataset}{synthetic}: test_acc {result['test_acc']:.4f}, "
-        f"test_loss {result['test_loss']:.4f} over {result['test_samples']} samples"
+        f"{args.checkpoint}: {settings.arch} on {settings.dataset}{synthetic}: test_acc {result.test_acc:.4f}, "
+        f"test_loss {_number(result.test_loss)} over {result.test_samples} samples"
     )
     return 0
 

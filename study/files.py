@@ -22,3 +22,15 @@ def replaced_atomically(path: Path) -> Iterator[Path]:
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def write_atomically(path: Path, data: str | bytes) -> Path:
+    """Write the whole of `data` to `path` (folders created) through `replaced_atomically`; returns `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with replaced_atomically(path) as partial:
+        if isinstance(data, bytes):
+            partial.write_bytes(data)
+        else:
+            partial.write_text(data)
+    return path

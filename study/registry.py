@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import nn
 
 import search_spaces.dvsgesture
 import search_spaces.mnist
@@ -20,7 +19,7 @@ from study.config import Hyperparams
 from study.data.sources import DVSGESTURE_SOURCE, MNIST_SOURCE, NMNIST_SOURCE, Source
 from study.data.synthetic import write_dvsgesture, write_mnist, write_nmnist
 from study.errors import UserError
-from study.models import CNN, SpikingCNN, SpikingLSTM
+from study.models import CNN, Model, SpikingCNN, SpikingLSTM
 
 
 @dataclass(frozen=True)
@@ -38,7 +37,7 @@ DATASETS: dict[str, DatasetEntry] = {
 }
 
 # Every architecture runs on every dataset: (input shape of one step, classes, hyperparameters) -> module.
-ARCHITECTURES: dict[str, type[nn.Module]] = {
+ARCHITECTURES: dict[str, type[Model]] = {
     "cnn": CNN,
     "scnn": SpikingCNN,
     "slstm": SpikingLSTM,
@@ -69,9 +68,25 @@ def lookup(table: dict, name: str, what: str):
         raise UserError(f"Unknown {what} {name!r}. Valid {what}s: {', '.join(sorted(table))}.") from None
 
 
-def build_model(dataset: str, arch: str, hp: Hyperparams) -> nn.Module:
+def build_model(dataset: str, arch: str, hp: Hyperparams) -> Model:
     """A fresh model of `arch` shaped for `dataset`."""
     source = lookup(DATASETS, dataset, "dataset").source
     model_class = lookup(ARCHITECTURES, arch, "architecture")
     model = model_class(source.input_shape(hp.frame_size), source.num_classes, hp)
     return model.to(memory_format=torch.channels_last) if model_class.channels_last else model
+
+
+class DatasetAndArch:
+    """What a record naming a `dataset` and an `arch` (an experiment, a checkpoint) implies about them."""
+
+    dataset: str
+    arch: str
+
+    @property
+    def spiking(self) -> bool:
+        return ARCHITECTURES[self.arch].spiking
+
+    @property
+    def events(self) -> bool:
+        """Event data (binned into frames), as opposed to static images."""
+        return DATASETS[self.dataset].source.kind == "events"

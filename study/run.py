@@ -1,6 +1,7 @@
 """Command line: `python -m study.run DATASET [--arch ARCH] [options]` runs one hyperparameter study.
 
-Exit status: 0 on success, 2 on bad input or a missing resource (one-paragraph message, no traceback).
+Exit status: 0 on success, 2 on bad input or a missing resource (one-paragraph message, no traceback),
+130 when interrupted (the study's state is saved; the printed command resumes it).
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import os
 import re
 import signal
 import sys
@@ -17,15 +17,15 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from study.cli import count, gpu_share, report, retries, share
+from study.cli import count, gpu_share, print_error, retries, share
+from study.cluster import connect_ray, trial_resources, use_token_to_join
 from study.config import StudySettings
-from study.data import data_root, is_synthetic
-from study.data.events import event_store
-from study.data.synthetic import ensure_synthetic
+from study.data.prepare import prepare_data
 from study.errors import UserError
-from study.experiment import STUDY_FILE, check_new, check_storage_writable, load_study, save_study
 from study.precision import PRECISIONS
 from study.registry import ARCHITECTURES, DATASETS
+from study.storage import STUDY_FILE, check_new, check_storage_writable, experiment_path, load_study, save_study
+from study.summary import Summary
 
 # --smoke: a whole study on tiny subsets, about a minute on 2 CPU cores.
 SMOKE = {"num_samples": 2, "max_epochs": 2, "train_limit": 200, "val_limit": 50, "test_limit": 50}
@@ -37,38 +37,51 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m study.run",
         description="Tune spiking and conventional networks on a vision dataset with Ray Tune (ASHA + Optuna TPE).",
     )
-    parser.add_argument("dataset", choices=sorted(DATASETS), help="dataset to study")
-    parser.add_argument("--arch", choices=sorted(ARCHITECTURES), help="architecture (default: mnist->cnn, nmnist->scnn, dvsgesture->scnn)")
-    parser.add_argument("--num-samples", type=count, help="trials to run (default 20; --smoke: 2)")
-    parser.add_argument("--max-epochs", type=count, help="epochs per trial at most; ASHA stops poor trials sooner (default 10; --smoke: 2)")
-    parser.add_argument("--max-concurrent", type=count, help="trials running at once (default: as many as fit the cluster's CPUs and GPUs)")
-    parser.add_argument("--cpus-per-trial", type=share, default=1.0, help="CPUs per trial; also its torch threads (default 1)")
-    parser.add_argument("--gpus-per-trial", type=gpu_share, help="GPUs per trial, fractions allowed (default: 1 when the cluster has GPUs, else 0)")
-    parser.add_argument("--address", help="join an existing Ray cluster (e.g. 'auto' or HOST:6379) instead of starting a local one")
-    parser.add_argument("--storage", default="results", help="where Ray stores the experiment: a path (shared on multi-node clusters) or a URI (default ./results)")
-    parser.add_argument("--name", help="experiment name (default DATASET-ARCH, with -synthetic for --synthetic)")
-    parser.add_argument("--data-dir", type=Path, default=Path("data"), help="dataset root; downloads land here when absent (default ./data)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the Optuna sampler and of weight initialisation (default 0)")
-    parser.add_argument("--checkpoints-dir", type=Path, default=Path("checkpoints"), help="where the best model is exported (default ./checkpoints)")
-    parser.add_argument("--resume", action="store_true", help="continue the experiment NAME with the settings it was started with (its study.json)")
-    parser.add_argument("--smoke", action="store_true", help="a whole study on tiny subsets, about a minute on 2 CPU cores")
-    parser.add_argument("--synthetic", action="store_true", help="generate a small data set in the real on-disk format under DATA_DIR/synthetic and use it")
-    parser.add_argument("--train-limit", type=count, help="class-balanced subset of the training set, in samples")
-    parser.add_argument("--val-limit", type=count, help="class-balanced subset of the validation set, in samples")
-    parser.add_argument("--test-limit", type=count, help="class-balanced subset of the test set, in samples")
-    parser.add_argument(
+    what = parser.add_argument_group("what to study")
+    what.add_argument("dataset", choices=sorted(DATASETS), help="dataset to study")
+    what.add_argument("--arch", choices=sorted(ARCHITECTURES), help="architecture (default: mnist->cnn, nmnist->scnn, dvsgesture->scnn)")
+    what.add_argument("--seed", type=int, default=0, help="seed of the Optuna sampler and of weight initialisation (default 0)")
+
+    budget = parser.add_argument_group("budget")
+    budget.add_argument("--num-samples", type=count, help="trials to run (default 20; --smoke: 2)")
+    budget.add_argument("--max-epochs", type=count, help="epochs per trial at most; ASHA stops poor trials sooner (default 10; --smoke: 2)")
+    budget.add_argument("--smoke", action="store_true", help="a whole study on tiny subsets (2 trials, 2 epochs, 200/50/50 samples)")
+
+    data = parser.add_argument_group("data")
+    data.add_argument("--data-dir", type=Path, default=Path("data"), help="dataset root; downloads land here when absent (default ./data)")
+    data.add_argument("--synthetic", action="store_true", help="generate a small data set in the real on-disk format under DATA_DIR/synthetic and use it")
+    data.add_argument("--train-limit", type=count, help="class-balanced subset of the training set, in samples")
+    data.add_argument("--val-limit", type=count, help="class-balanced subset of the validation set, in samples")
+    data.add_argument("--test-limit", type=count, help="class-balanced subset of the test set, in samples")
+
+    resources = parser.add_argument_group("resources")
+    resources.add_argument("--cpus-per-trial", type=share, default=1.0, help="CPUs per trial; also its torch threads (default 1)")
+    resources.add_argument("--gpus-per-trial", type=gpu_share, help="GPUs per trial, fractions allowed (default: 1 when the cluster has GPUs, else 0)")
+    resources.add_argument("--max-concurrent", type=count, help="trials running at once (default: as many as fit the cluster's CPUs and GPUs)")
+    resources.add_argument("--max-failures", type=retries, default=1, help="retries of a trial that raised, from its last checkpoint (default 1)")
+    resources.add_argument(
         "--precision",
         choices=PRECISIONS,
         default="auto",
         help="fp32, or bf16 autocast; auto: bf16 where the trial's GPU or CPU computes bf16 natively, else fp32 (default auto)",
     )
-    parser.add_argument("--max-failures", type=retries, default=1, help="retries of a trial that raised, from its last checkpoint (default 1)")
-    parser.add_argument("--dashboard-host", default="127.0.0.1", help="interface of the Ray dashboard of a local cluster (default 127.0.0.1: private)")
+
+    cluster = parser.add_argument_group("cluster and storage")
+    cluster.add_argument("--address", help="join an existing Ray cluster (e.g. 'auto' or HOST:6379) instead of starting a local one")
+    cluster.add_argument("--storage", default="results", help="where Ray stores the experiment: a path (shared on multi-node clusters) or a URI (default ./results)")
+    cluster.add_argument("--name", help="experiment name (default DATASET-ARCH, with -synthetic for --synthetic)")
+    cluster.add_argument("--checkpoints-dir", type=Path, default=Path("checkpoints"), help="where the best model is exported (default ./checkpoints)")
+    cluster.add_argument("--dashboard-host", default="127.0.0.1", help="interface of the Ray dashboard of a local cluster (default 127.0.0.1: private)")
+
+    resume = parser.add_argument_group("resume")
+    resume.add_argument("--resume", action="store_true", help="continue the experiment NAME with the settings it was started with (its study.json)")
     return parser
 
 
 @dataclass(frozen=True)
 class Invocation:
+    """What study.json keeps: the study's settings and how it is scheduled and stored."""
+
     settings: StudySettings
     name: str
     storage: str
@@ -77,6 +90,10 @@ class Invocation:
     max_concurrent: int | None
     max_failures: int
     checkpoints_dir: Path
+
+    @property
+    def experiment_path(self) -> str:
+        return experiment_path(self.storage, self.name)
 
 
 def interpret(args: argparse.Namespace) -> Invocation:
@@ -115,77 +132,6 @@ def interpret(args: argparse.Namespace) -> Invocation:
     )
 
 
-def prepare_data(settings: StudySettings, splits: tuple[bool, ...] = (True, False)) -> None:
-    """Generate (--synthetic) or download the data, and decode event streams, before any trial starts:
-    a missing or damaged data set fails here, once, and no trial waits on another to decode.
-
-    `splits`: which to open (True: training, False: test). The synthetic generator is deterministic,
-    so regenerated synthetic data is the data a synthetic model was trained on.
-    """
-    entry = DATASETS[settings.dataset]
-    root = data_root(settings.data_dir, settings.synthetic)
-    if not settings.synthetic and is_synthetic(root):
-        raise UserError(f"{root} holds synthetic data; use --synthetic with it, or point --data-dir at real data.")
-    if settings.synthetic:
-        ensure_synthetic(settings.dataset, root, entry.write_synthetic, *entry.synthetic_per_class)
-    for train in splits:
-        split = entry.source.open(root, train=train)
-        if entry.source.kind == "events":
-            event_store(entry.source, split, root / "cache")
-
-
-def _auth_token_available() -> bool:
-    """Whether Ray can find an authentication token (the places Ray itself looks)."""
-    return bool(os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")) or (
-        Path.home() / ".ray" / "auth_token"
-    ).is_file()
-
-
-# Every worker of the study, trial or idle, exits quietly when Ray stops it (see study.worker_signals).
-WORKER_SETUP = {"worker_process_setup_hook": "study.worker_signals.exit_quietly_on_sigterm"}
-
-
-def connect_ray(address: str | None, dashboard_host: str) -> None:
-    """Join a cluster, or start a local Ray with its dashboard (an already running Ray is reused)."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    if address:
-        try:
-            ray.init(address=address, runtime_env=WORKER_SETUP)
-        except ConnectionError as error:
-            raise UserError(f"Cannot join the Ray cluster at {address}: {error}") from None
-        return
-    context = ray.init(include_dashboard=True, dashboard_host=dashboard_host, runtime_env=WORKER_SETUP)
-    if context.dashboard_url:
-        print(f"Ray dashboard: http://{context.dashboard_url}", flush=True)
-
-
-def check_resources(invocation: Invocation) -> tuple[float, int]:
-    """(GPUs per trial, trials at once), after checking that one trial fits the cluster (Ray would wait forever)."""
-    import ray
-
-    available = ray.cluster_resources()
-    # A trial runs on one node: it must fit the largest one, not the cluster's total.
-    nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
-    largest = {kind: max((node.get(kind, 0) for node in nodes), default=0) for kind in ("CPU", "GPU")}
-    gpus = invocation.gpus_per_trial
-    if gpus is None:
-        gpus = 1.0 if largest["GPU"] >= 1 else 0.0
-    if gpus > largest["GPU"]:
-        raise UserError(f"--gpus-per-trial {gpus:g} asks for more GPUs than any node of the Ray cluster has ({largest['GPU']:g}).")
-    cpus = invocation.settings.cpus_per_trial
-    if cpus > largest["CPU"]:
-        raise UserError(f"--cpus-per-trial {cpus:g} asks for more CPUs than any node of the Ray cluster has ({largest['CPU']:g}).")
-    if invocation.max_concurrent is not None:
-        return gpus, invocation.max_concurrent
-    fits = available["CPU"] // cpus
-    if gpus:
-        fits = min(fits, available["GPU"] // gpus)
-    return gpus, max(1, int(fits))
-
-
 def to_record(invocation: Invocation) -> dict:
     """What study.json keeps of an invocation (plain JSON)."""
     return json.loads(json.dumps(dataclasses.asdict(invocation), default=str))
@@ -205,7 +151,18 @@ def resumed(asked: Invocation) -> Invocation:
     return dataclasses.replace(started, storage=asked.storage)
 
 
-def run_study(invocation: Invocation, resume: bool, address: str | None, dashboard_host: str) -> dict | None:
+def check_can_start(invocation: Invocation) -> None:
+    """A new study must not take over an experiment folder or an exported model that exist."""
+    check_new(invocation.storage, invocation.name)
+    exported = invocation.checkpoints_dir / invocation.name / "best.pth"
+    if exported.exists():
+        raise UserError(
+            f"{exported} exists, from an earlier study named {invocation.name!r}. Choose another --name "
+            f"(or move that file away); nothing was changed."
+        )
+
+
+def run_study(invocation: Invocation, resume: bool, address: str | None, dashboard_host: str) -> Summary | None:
     """Run (or continue) a study; returns its summary, or None when it was interrupted before the end."""
     from study.outcome import conclude, results_table
     from study.tuning import TunePlan, build_tuner, restore_tuner
@@ -214,17 +171,11 @@ def run_study(invocation: Invocation, resume: bool, address: str | None, dashboa
     if resume:
         invocation = resumed(invocation)
     else:
-        check_new(invocation.storage, invocation.name)
-        exported = invocation.checkpoints_dir / invocation.name / "best.pth"
-        if exported.exists():
-            raise UserError(
-                f"{exported} exists, from an earlier study named {invocation.name!r}. Choose another --name "
-                f"(or move that file away); nothing was changed."
-            )
+        check_can_start(invocation)
     settings = invocation.settings
     prepare_data(settings)
     connect_ray(address, dashboard_host)
-    gpus_per_trial, max_concurrent = check_resources(invocation)
+    gpus_per_trial, max_concurrent = trial_resources(settings.cpus_per_trial, invocation.gpus_per_trial, invocation.max_concurrent)
     plan = TunePlan(
         name=invocation.name,
         storage=invocation.storage,
@@ -245,16 +196,16 @@ def run_study(invocation: Invocation, resume: bool, address: str | None, dashboa
             flush=True,
         )
         return None
-    summary = conclude(results, settings, plan, invocation.checkpoints_dir)
+    summary = conclude(results, settings, invocation.experiment_path, invocation.checkpoints_dir / invocation.name)
     print(results_table(summary), flush=True)
     require_a_model(summary, plan.name)
     return summary
 
 
-def require_a_model(summary: dict, name: str) -> None:
+def require_a_model(summary: Summary, name: str) -> None:
     """A UserError naming the first trial error when no trial of the study finished an epoch."""
-    if summary["best"] is None:
-        errors = [trial["error"] for trial in summary["trials"] if trial["error"]]
+    if summary.best is None:
+        errors = [trial.error for trial in summary.trials if trial.error]
         reason = f" The first error: {errors[0].strip().splitlines()[-1]}" if errors else ""
         raise UserError(f"No trial of {name!r} finished an epoch, so there is no model to test or export.{reason}")
 
@@ -283,16 +234,11 @@ def graceful_sigterm():
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.address and "RAY_AUTH_MODE" not in os.environ and _auth_token_available():
-        # Ray 2.59+ `ray start --head` turns token authentication on when a token file exists, but
-        # ray.init(address=...) sends no token unless RAY_AUTH_MODE=token (it waits 20 s, then fails).
-        # Ray reads the mode once, so it is set before anything imports ray; a token-mode client
-        # also joins clusters that run without authentication.
-        os.environ["RAY_AUTH_MODE"] = "token"
+    use_token_to_join(args.address)
     try:
         summary = run_study(interpret(args), args.resume, args.address, args.dashboard_host)
     except UserError as error:
-        return report(error)
+        return print_error(error)
     except KeyboardInterrupt:
         print("Interrupted. A study that had started continues with --resume.", file=sys.stderr)
         return 130

@@ -10,7 +10,7 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from study.config import METRIC, MODE, StudySettings
-from study.experiment import experiment_path
+from study.storage import experiment_path
 from study.registry import SEARCH_SPACES
 from study.trainable import train_trial
 

@@ -163,7 +163,7 @@ def test_a_silent_spiking_network_spends_only_its_first_layer():
 
 def reference_step_maps(model: nn.Module, inputs: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
     """Per-step Grad-CAM by plain autograd, without pytorch-grad-cam: [B, T, h, w], before scaling."""
-    consumer, producer = gradcam.SPIKING_TARGETS[type(model)]
+    consumer, producer = model.explained_spikes.reader, model.explained_spikes.spikes
     fed = []
 
     def keep(module, args):
@@ -189,7 +189,7 @@ def test_spiking_gradcam_covers_every_time_step_in_one_recorded_call(loaded, nam
     model, inputs = sample.model, sample.inputs
     classes = torch.arange(len(sample.labels)) % len(sample.class_names)
     calls = []
-    handle = getattr(model, gradcam.SPIKING_TARGETS[type(model)][0]).register_forward_hook(lambda *args: calls.append(1))
+    handle = getattr(model, model.explained_spikes.reader).register_forward_hook(lambda *args: calls.append(1))
     with torch.no_grad():
         model.run(inputs)
     handle.remove()

@@ -26,7 +26,7 @@ from PIL import Image, ImageSequence
 
 from analysis.artifacts import Artifact
 from analysis.comparison import StudyRow
-from analysis.content import Note, Report, Table
+from analysis.content import Document, Note, Table
 from analysis.experiment import Experiment, Trial
 from analysis.hyperparameters import Importance, infer_distribution, parameter_importance, searched_values
 from analysis.page import html
@@ -35,6 +35,7 @@ from analysis.writeup import compared_pairs, comparison_sentence, importance_sen
 from study.checkpoint import save_checkpoint
 from study.config import Hyperparams
 from study.registry import build_model
+from study.summary import BestModel, Summary, TrialRecord, TrialStatus
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "analysis" / "notebooks").glob("*.ipynb"))
 EXPERIMENTS = ("mnist-cnn-synthetic", "nmnist-scnn-synthetic")
@@ -64,8 +65,16 @@ def hand_trial(trial_id: str, config: dict, accuracies: list[float], status: str
     return Trial(trial_id, config, status, len(accuracies), {}, history, None)
 
 
+def hand_best(trial_id: str = "a", checkpoint: str = "best.pth") -> BestModel:
+    return BestModel(trial_id, {}, 1, 0.5, 1.0, checkpoint, f"trial_{trial_id}/checkpoint_000000", 0.5, 1.0, 10)
+
+
+def hand_summary(dataset: str, arch: str, trials: list[TrialRecord], best: BestModel | None, max_epochs: int = 1) -> Summary:
+    return Summary(dataset, arch, False, "val_acc", "max", max_epochs, "hand", best, tuple(trials))
+
+
 def hand_experiment(trials: list[Trial]) -> Experiment:
-    summary = {"dataset": "nmnist", "arch": "scnn", "synthetic": False, "max_epochs": 3, "best": {"trial_id": trials[0].trial_id}}
+    summary = hand_summary("nmnist", "scnn", [], hand_best(trials[0].trial_id), max_epochs=3)
     return Experiment("hand", Path("hand"), {"data_dir": "data"}, summary, tuple(trials), Path("best.pth"))
 
 
@@ -223,7 +232,7 @@ def test_markdown_and_html_show_the_same_items_in_section_order(tmp_path):
     figure = tmp_path / "study" / "curves & more.png"
     figure.parent.mkdir()
     Image.new("RGB", (4, 4)).save(figure)
-    report = Report(
+    document = Document(
         title="A <report>",
         summary=["**Synthetic data.** Beware.", "One sentence."],
         items=[
@@ -232,11 +241,11 @@ def test_markdown_and_html_show_the_same_items_in_section_order(tmp_path):
             Note("Study", "No importance chart, because nothing varied."),
         ],
     )
-    text = markdown(report, tmp_path)
+    text = markdown(document, tmp_path)
     assert text.index("## Study") < text.index("## Comparison")
     assert "![Curves <per> epoch.](study/curves%20%26%20more.png)" in text
     assert "| a\\|b | 90.0% |" in text and "> No importance chart, because nothing varied." in text
-    page = html(report, tmp_path)
+    page = html(document, tmp_path)
     assert '<img src="study/curves%20%26%20more.png" alt="Curves &lt;per&gt; epoch.">' in page
     assert "<li><strong>Synthetic data.</strong> Beware.</li>" in page and "<td>a|b</td>" in page
     assert page.index('id="study"') < page.index('id="comparison"')
@@ -247,11 +256,11 @@ def test_markdown_and_html_show_the_same_items_in_section_order(tmp_path):
 # ---------------------------------------------------------------- bad input
 
 
-def write_experiment(folder: Path, summary: dict | None) -> Path:
+def write_experiment(folder: Path, summary: Summary | None) -> Path:
     folder.mkdir(parents=True)
     (folder / "study.json").write_text(json.dumps({"settings": {"data_dir": str(folder / "data")}}))
     if summary is not None:
-        (folder / "summary.json").write_text(json.dumps(summary))
+        (folder / "summary.json").write_text(summary.to_json())
     return folder
 
 
@@ -284,9 +293,8 @@ def test_an_experiment_that_never_finished_is_refused(tmp_path, capsys):
 
 
 def test_an_experiment_whose_trials_finished_no_epoch_is_refused(tmp_path, capsys):
-    trial = {"trial_id": "a", "config": {}, "status": "error", "epochs": 0, "last": {}, "error": "boom", "path": "trial_a"}
-    summary = {"dataset": "mnist", "arch": "cnn", "synthetic": False, "max_epochs": 2, "best": None, "trials": [trial]}
-    folder = write_experiment(tmp_path / "failed", summary)
+    trial = TrialRecord("a", {}, TrialStatus.ERROR, 0, {}, "boom", "trial_a")
+    folder = write_experiment(tmp_path / "failed", hand_summary("mnist", "cnn", [trial], None, max_epochs=2))
     status, message = run_report([str(folder)], capsys)
     assert status == 2 and "has no finished trial: none of its 1 trial finished an epoch" in message
 
@@ -296,10 +304,8 @@ def finished_experiment(folder: Path, studied: tuple[str, str], saved: tuple[str
     checkpoint = folder.parent / f"{folder.name}-best.pth"
     dataset, arch = saved
     save_checkpoint(checkpoint, build_model(dataset, arch, Hyperparams()), dataset=dataset, arch=arch, hp=Hyperparams())
-    trial = {"trial_id": "a", "config": {}, "status": "completed", "epochs": 1, "last": {}, "error": None, "path": "trial_a"}
-    best = {"trial_id": "a", "checkpoint": str(checkpoint), "trial_checkpoint": "trial_a/checkpoint_000000"}
-    summary = {"dataset": studied[0], "arch": studied[1], "synthetic": False, "max_epochs": 1, "best": best, "trials": [trial]}
-    return write_experiment(folder, summary)
+    trial = TrialRecord("a", {}, TrialStatus.COMPLETED, 1, {}, None, "trial_a")
+    return write_experiment(folder, hand_summary(*studied, [trial], hand_best("a", str(checkpoint))))
 
 
 def test_a_best_checkpoint_of_another_architecture_is_refused(tmp_path, capsys):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pickle
 import re
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -77,3 +79,22 @@ def test_evaluate_command_tests_a_checkpoint_and_refuses_a_broken_one(data_root,
     assert main([str(tmp_path / "wrong.pth"), "--data-dir", str(data_root)]) == 2
     error = capsys.readouterr().err.replace("\n", " ")
     assert re.search(r"do not fit a scnn for nmnist: \d+ missing, 6 unexpected and 0 mis-shaped tensors", error)
+
+
+def test_evaluate_reports_a_test_loss_that_is_not_finite(data_root, tmp_path, capsys):
+    from study.evaluate import main
+
+    hp = Hyperparams()
+    model = build_model("mnist", "cnn", hp)
+    with torch.no_grad():
+        model.classifier[-1].bias.fill_(float("nan"))  # every logit NaN: the loss cannot be finite
+    save_checkpoint(tmp_path / "nan.pth", model, dataset="mnist", arch="cnn", hp=hp)
+    assert main([str(tmp_path / "nan.pth"), "--data-dir", str(data_root)]) == 0
+    assert "test_loss not finite over 50 samples" in capsys.readouterr().out
+
+
+def test_testing_a_checkpoint_imports_neither_ray_tune_nor_optuna():
+    probe = "import sys, study.evaluate; print(sorted(m for m in ('ray.tune', 'optuna') if m in sys.modules))"
+    finished = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout.strip() == "[]"

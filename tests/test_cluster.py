@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from study.run import _auth_token_available
+from study.cluster import auth_token_available
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +42,7 @@ def ray_head():
     )
     address = f"127.0.0.1:{port}"
     # The head uses token authentication when a token file exists; so must the status probe.
-    probe_env = {**os.environ, **({"RAY_AUTH_MODE": "token"} if _auth_token_available() else {})}
+    probe_env = {**os.environ, **({"RAY_AUTH_MODE": "token"} if auth_token_available() else {})}
     try:
         deadline = time.monotonic() + 90
         while subprocess.run(

@@ -8,7 +8,8 @@ import tonic
 import torch
 import torchvision
 
-from study.data import SampleRequest, final_test_set, train_val_datasets
+from study.config import StudySettings
+from study.data.datasets import final_test_set, train_val_datasets
 from study.data import events as events_module
 from study.data.encoding import direct_current, rate_coded, to_model_input
 from study.data.events import event_store
@@ -129,8 +130,8 @@ def test_frames_of_short_and_empty_recordings_match_tonic(tmp_path):
 
 
 def test_dvsgesture_frames_are_downsampled(data_root):
-    request = SampleRequest(FrameSpec(6, size=32), train_limit=22, val_limit=11)
-    train, val = train_val_datasets(DVSGESTURE_SOURCE, data_root, request)
+    settings = StudySettings("dvsgesture", "scnn", data_root, 1, train_limit=22, val_limit=11)
+    train, val = train_val_datasets(DVSGESTURE_SOURCE, settings, FrameSpec(6, size=32))
     frames, label = train[0]
     assert frames.shape == (6, 2, 32, 32) and frames.dtype == torch.float32
     assert frames.sum() > 1000  # nearly every event of the sample lands in a bin
@@ -138,8 +139,8 @@ def test_dvsgesture_frames_are_downsampled(data_root):
 
 
 def test_train_val_and_test_sets_for_static_images(data_root):
-    train, val = train_val_datasets(MNIST_SOURCE, data_root, SampleRequest(FrameSpec(1), train_limit=50))
-    test = final_test_set(MNIST_SOURCE, data_root, SampleRequest(FrameSpec(1)))
+    train, val = train_val_datasets(MNIST_SOURCE, StudySettings("mnist", "cnn", data_root, 1, train_limit=50), FrameSpec(1))
+    test = final_test_set(MNIST_SOURCE, StudySettings("mnist", "cnn", data_root, 1), FrameSpec(1))
     image, label = train[0]
     assert image.shape == (1, 28, 28) and image.dtype == torch.uint8  # bytes; the encoder scales them
     assert to_model_input(image[None], "static", False, 1, "direct").max() <= 1
@@ -165,11 +166,10 @@ def test_encoders_and_model_inputs():
 
 def test_loader_workers_deliver_the_same_batches_as_the_trial_itself(data_root):
     """A trial with more than one CPU loads in worker processes; the batches must not change."""
-    from study.config import StudySettings
-    from study.trainable import make_loader
+    from study.loop import make_loader
 
     assert [StudySettings("nmnist", "scnn", data_root, 1, cpus_per_trial=c).loader_workers for c in (1, 2, 3, 16)] == [0, 1, 2, 4]
-    train, _ = train_val_datasets(NMNIST_SOURCE, data_root, SampleRequest(FrameSpec(5), train_limit=40))
+    train, _ = train_val_datasets(NMNIST_SOURCE, StudySettings("nmnist", "scnn", data_root, 1, train_limit=40), FrameSpec(5))
     inline, workers = (list(make_loader(train, 16, shuffle=True, seed=3, workers=n)) for n in (0, 2))
     assert [len(targets) for _, targets in inline] == [16, 16, 8]
     for (frames, targets), (frames_w, targets_w) in zip(inline, workers, strict=True):

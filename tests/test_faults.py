@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -25,7 +26,7 @@ from study.config import StudySettings
 from study.data.events import event_store
 from study.data.sources import DVSGESTURE_SOURCE, NMNIST_SOURCE
 from study.errors import UserError
-from study.outcome import conclude, trial_rows
+from study.outcome import conclude, trial_records
 from study.run import require_a_model
 from study.trainable import train_trial
 from study.tuning import TunePlan, build_tuner
@@ -51,9 +52,9 @@ def test_a_diverging_trial_stops_itself_and_keeps_its_metrics(data_root, monkeyp
     assert math.isnan(reports[1]["train_loss"]) and reports[1]["val_acc"] == 0.0
 
     result = SimpleNamespace(metrics={**reports[1], "training_iteration": 2, "trial_id": "t1"}, error=None, path="/x/t1", config={})
-    row = trial_rows([result], max_epochs=5)[0]
-    assert row["status"] == "diverged" and row["last"]["train_loss"] is None  # NaN is not JSON
-    json.loads(json.dumps(row))
+    row = trial_records([result], max_epochs=5)[0]
+    assert row.status == "diverged" and row.last["train_loss"] is None  # NaN is not JSON
+    json.loads(json.dumps(dataclasses.asdict(row)))
 
 
 @pytest.mark.slow
@@ -73,11 +74,11 @@ def test_failing_trials_are_retried_from_their_checkpoint_and_the_study_finishes
     assert recovered[0].metrics_dataframe["epoch"].tolist() == [1, 2, 3]
     assert "injected by the test" in str(failed[0].error)
 
-    summary = conclude(results, settings, plan, tmp_path / "checkpoints")
-    statuses = sorted(t["status"] for t in summary["trials"])
+    summary = conclude(results, settings, plan.experiment_path, tmp_path / "checkpoints" / plan.name)
+    statuses = sorted(t.status for t in summary.trials)
     assert statuses == ["completed", "error"]
-    assert summary["best"]["test_samples"] == 20 and (tmp_path / "checkpoints" / "faulty" / "best.pth").is_file()
-    assert "injected by the test" in next(t["error"] for t in summary["trials"] if t["status"] == "error")
+    assert summary.best.test_samples == 20 and (tmp_path / "checkpoints" / "faulty" / "best.pth").is_file()
+    assert "injected by the test" in next(t.error for t in summary.trials if t.status == "error")
 
 
 def test_a_study_where_no_trial_finishes_an_epoch_names_the_first_error(data_root, ray_runtime, tmp_path):
@@ -85,8 +86,8 @@ def test_a_study_where_no_trial_finishes_an_epoch_names_the_first_error(data_roo
     settings = StudySettings("nmnist", "cnn", data_root, **SETTINGS)
     plan = TunePlan(name="broken", storage=str(tmp_path / "results"), num_samples=2, gpus_per_trial=0, max_concurrent=2, max_failures=0)
     results = build_tuner(settings, plan, function=faults.broken_trial).fit()
-    summary = conclude(results, settings, plan, tmp_path / "checkpoints")
-    assert summary["best"] is None and [t["status"] for t in summary["trials"]] == ["error", "error"]
+    summary = conclude(results, settings, plan.experiment_path, tmp_path / "checkpoints" / plan.name)
+    assert summary.best is None and [t.status for t in summary.trials] == ["error", "error"]
     with pytest.raises(UserError, match="No trial of 'broken' finished an epoch.*broken before the first epoch"):
         require_a_model(summary, "broken")
     assert not (tmp_path / "checkpoints" / "broken").exists()  # nothing to export

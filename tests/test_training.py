@@ -8,12 +8,12 @@ import shutil
 import pytest
 import torch
 
-from study.config import Hyperparams
-from study.data import SampleRequest, final_test_set, train_val_datasets
+from study.config import Hyperparams, StudySettings
+from study.data.datasets import final_test_set, train_val_datasets
 from study.data.frames import FrameSpec
 from study.data.sources import MNIST_SOURCE
+from study.loop import OPTIMIZERS, input_adapter, make_loader, measure, train_one_epoch
 from study.registry import build_model
-from study.trainable import OPTIMIZERS, evaluate, input_adapter, make_loader, train_one_epoch
 
 from digits import write_digits_as_mnist
 
@@ -33,16 +33,16 @@ def digits_root(tmp_path_factory):
 def test_training_learns_real_digits(digits_root, arch, hp, epochs, floor):
     torch.manual_seed(0)
     torch.set_num_threads(2)
-    request = SampleRequest(FrameSpec(1))
-    train_set, val_set = train_val_datasets(MNIST_SOURCE, digits_root, request)
+    settings = StudySettings("mnist", arch, digits_root, epochs)
+    train_set, val_set = train_val_datasets(MNIST_SOURCE, settings, FrameSpec(1))
     model = build_model("mnist", arch, hp)
     optimizer = OPTIMIZERS[hp.optimizer](model.parameters(), hp)
     adapt = input_adapter("mnist", arch, hp)
-    before = evaluate(model, make_loader(val_set, 256, shuffle=False), adapt, "cpu")
+    before = measure(model, make_loader(val_set, 256, shuffle=False), adapt, "cpu")
     for epoch in range(epochs):
         train = train_one_epoch(model, make_loader(train_set, hp.batch_size, shuffle=True, seed=epoch), optimizer, adapt, "cpu")
-    val = evaluate(model, make_loader(val_set, 256, shuffle=False), adapt, "cpu")
-    test = evaluate(model, make_loader(final_test_set(MNIST_SOURCE, digits_root, request), 256, shuffle=False), adapt, "cpu")
+    val = measure(model, make_loader(val_set, 256, shuffle=False), adapt, "cpu")
+    test = measure(model, make_loader(final_test_set(MNIST_SOURCE, settings, FrameSpec(1)), 256, shuffle=False), adapt, "cpu")
     assert before.acc < 0.3
     assert val.acc >= floor and test.acc >= floor, (train, val, test)
     assert val.loss < before.loss
@@ -52,8 +52,8 @@ def test_trial_reports_every_epoch_and_resumes_from_its_checkpoint(data_root, mo
     """train_trial as Ray calls it, with Ray's report / get_checkpoint recorded instead of a session."""
     from ray import tune
 
-    from study.config import StudySettings
-    from study.trainable import CHECKPOINT_FILE, train_trial
+    from study.checkpoint import TRIAL_CHECKPOINT_FILE
+    from study.trainable import train_trial
 
     reports, saved = [], {}
 
@@ -77,7 +77,7 @@ def test_trial_reports_every_epoch_and_resumes_from_its_checkpoint(data_root, mo
     monkeypatch.setattr(tune, "get_checkpoint", lambda: saved[2])
     train_trial(config, settings)
     assert [m["epoch"] for m in reports] == [3]
-    epoch3 = torch.load(saved[3].path + "/" + CHECKPOINT_FILE, weights_only=True)
+    epoch3 = torch.load(saved[3].path + "/" + TRIAL_CHECKPOINT_FILE, weights_only=True)
     assert epoch3["optimizer"]["state"][0]["step"] == 3 * 3  # Adam's step count went on: 3 batches an epoch
 
 
@@ -91,9 +91,9 @@ def test_fast_path_learns_as_well_as_the_tutorial_style_reference(digits_root):
 
     torch.set_num_threads(2)
     hp = Hyperparams(lr=2e-3, batch_size=32, num_steps=6, beta=0.8)
-    request = SampleRequest(FrameSpec(1), train_limit=600)
-    train_set, val_set = train_val_datasets(MNIST_SOURCE, digits_root, request)
-    held_out = (val_set, final_test_set(MNIST_SOURCE, digits_root, request))  # 143 + 360 digits: less sampling noise
+    settings = StudySettings("mnist", "scnn", digits_root, 4, train_limit=600)
+    train_set, val_set = train_val_datasets(MNIST_SOURCE, settings, FrameSpec(1))
+    held_out = (val_set, final_test_set(MNIST_SOURCE, settings, FrameSpec(1)))  # 143 + 360 digits: less sampling noise
     adapt = input_adapter("mnist", "scnn", hp)
     torch.manual_seed(0)
     ours = build_model("mnist", "scnn", hp)
@@ -104,7 +104,7 @@ def test_fast_path_learns_as_well_as_the_tutorial_style_reference(digits_root):
         optimizer = OPTIMIZERS[hp.optimizer](model.parameters(), hp)
         for epoch in range(4):
             train_one_epoch(model, make_loader(train_set, hp.batch_size, shuffle=True, seed=epoch), optimizer, adapt, "cpu", precision)
-        correct = sum(evaluate(model, make_loader(split, 256, shuffle=False), adapt, "cpu", precision).acc * len(split) for split in held_out)
+        correct = sum(measure(model, make_loader(split, 256, shuffle=False), adapt, "cpu", precision).acc * len(split) for split in held_out)
         accuracy[name] = correct / sum(len(split) for split in held_out)
     assert accuracy["reference"] >= 0.8, accuracy  # the comparison is between networks that learned
     assert abs(accuracy["ours"] - accuracy["reference"]) <= 0.05, accuracy

@@ -67,7 +67,7 @@ class FrameDataset(torch.utils.data.Dataset):
     """(frames float32 counts, labels) of the samples `indices` of an event store.
 
     Indexed by a list of positions it returns a whole batch, `[B, T, P, H, W]` and `[B]`, binned at
-    once (the loader asks for batches: study.trainable.make_loader); by one position, one sample.
+    once (the loader asks for batches: study.loop.make_loader); by one position, one sample.
     """
 
     def __init__(self, store: EventStore, indices: np.ndarray, targets: np.ndarray, spec: FrameSpec, source: Source):

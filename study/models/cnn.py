@@ -6,13 +6,13 @@ import torch
 from torch import nn
 
 from study.config import Hyperparams
+from study.models.base import ConventionalModel
 from study.models.common import Output, flat_features, seed_conv_stack
 
 
-class CNN(nn.Module):
+class CNN(ConventionalModel):
     """conv 12@5x5 - pool - ReLU - conv 32@5x5 - pool - ReLU - linear. Takes `[B, C, H, W]`."""
 
-    spiking = False
     channels_last = True  # oneDNN's preferred layout: training step 2.2x faster on CPU (see docs/benchmarks.md)
 
     def __init__(self, input_shape: tuple[int, int, int], num_classes: int, hp: Hyperparams):
@@ -26,5 +26,6 @@ class CNN(nn.Module):
     def run(self, x: torch.Tensor) -> Output:
         return Output(self.classifier(self.features(x)))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.run(x).scores
+    @property
+    def gradcam_layer(self) -> nn.Module:
+        return self.features[-1]  # the last block's ReLU output

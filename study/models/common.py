@@ -8,12 +8,16 @@ import torch
 from torch import nn
 
 
+# The key of the output layer's spikes in Output.spikes; every other key is a hidden layer.
+OUTPUT_SPIKES = "out"
+
+
 @dataclass
 class Output:
     """A forward pass: class scores plus, for spiking models, what the neurons did."""
 
     scores: torch.Tensor  # [B, classes]: logits (CNN) or output spike counts per class (SNNs)
-    spikes: dict[str, torch.Tensor] = field(default_factory=dict)  # layer -> spikes [T, B, ...]
+    spikes: dict[str, torch.Tensor] = field(default_factory=dict)  # layer -> spikes [T, B, ...], OUTPUT_SPIKES last
     membrane: torch.Tensor | None = None  # output layer membrane [T, B, classes x population]
 
     def spike_totals(self) -> tuple[float, int]:

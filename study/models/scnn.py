@@ -10,14 +10,14 @@ import torch
 from torch import nn
 
 from study.config import Hyperparams
-from study.models.common import Output, class_scores, flat_features, fold_time, seed_conv_stack
+from study.models.base import ExplainedSpikes, SpikingModel
+from study.models.common import OUTPUT_SPIKES, Output, class_scores, flat_features, fold_time, seed_conv_stack
 from study.models.neurons import leaky, leaky_over_time
 
 
-class SpikingCNN(nn.Module):
+class SpikingCNN(SpikingModel):
     """conv-pool-LIF, conv-pool-LIF, linear-LIF with `num_classes x population` output neurons."""
 
-    spiking = True
     channels_last = True  # oneDNN's preferred layout: training step 1.2-1.3x faster on CPU (see docs/benchmarks.md)
 
     def __init__(self, input_shape: tuple[int, int, int], num_classes: int, hp: Hyperparams):
@@ -33,7 +33,12 @@ class SpikingCNN(nn.Module):
         spk1, _ = leaky_over_time(self.lif1, fold_time(self.conv1, x))  # [T, B, 12, h1, w1]
         spk2, _ = leaky_over_time(self.lif2, fold_time(self.conv2, spk1))  # [T, B, 32, h2, w2]
         spk_out, mem_out = leaky_over_time(self.lif_out, fold_time(self.fc, spk2))  # [T, B, classes x pop]
-        return Output(class_scores(spk_out, self.num_classes), {"lif1": spk1, "lif2": spk2, "out": spk_out}, mem_out)
+        return Output(class_scores(spk_out, self.num_classes), {"lif1": spk1, "lif2": spk2, OUTPUT_SPIKES: spk_out}, mem_out)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.run(x).scores
+    @property
+    def explained_spikes(self) -> ExplainedSpikes:
+        return ExplainedSpikes(spikes="lif2", reader="fc")
+
+    @property
+    def output_neurons(self) -> nn.Module:
+        return self.lif_out

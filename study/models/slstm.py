@@ -7,17 +7,17 @@ import torch
 from torch import nn
 
 from study.config import Hyperparams
-from study.models.common import Output, class_scores, fold_time
+from study.models.base import ExplainedSpikes, SpikingModel
+from study.models.common import OUTPUT_SPIKES, Output, class_scores, fold_time
 from study.models.neurons import leaky, leaky_over_time, spike_grad, untracked
 
 CONV_CHANNELS = 16
 POOL = 4
 
 
-class SpikingLSTM(nn.Module):
+class SpikingLSTM(SpikingModel):
     """SConv2dLSTM (16 channels, 3x3, 4x4 max pool) - linear - SLSTM - linear - LIF output."""
 
-    spiking = True
     # SConv2dLSTM convolves one time step at a time; channels-last measured 4.5x slower there.
     channels_last = False
 
@@ -49,8 +49,14 @@ class SpikingLSTM(nn.Module):
             lstm_spikes.append(spk2)
         spk_lstm = torch.stack(lstm_spikes)  # [T, B, hidden]
         spk_out, mem_out = leaky_over_time(self.lif_out, fold_time(self.fc, spk_lstm))  # [T, B, classes x pop]
-        spikes = {"conv_lstm": torch.stack(conv_spikes), "lstm": spk_lstm, "out": spk_out}
+        spikes = {"conv_lstm": torch.stack(conv_spikes), "lstm": spk_lstm, OUTPUT_SPIKES: spk_out}
         return Output(class_scores(spk_out, self.num_classes), spikes, mem_out)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.run(x).scores
+    @property
+    def explained_spikes(self) -> ExplainedSpikes:
+        # Not the SConv2dLSTM's internal convolution: it also sees the recurrent state (see analysis.gradcam).
+        return ExplainedSpikes(spikes="conv_lstm", reader="project")
+
+    @property
+    def output_neurons(self) -> nn.Module:
+        return self.lif_out

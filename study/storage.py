@@ -1,4 +1,5 @@
-"""The experiment folder `<storage>/<name>`: what a study was started with, and whether it can resume.
+"""The experiment folder `<storage>/<name>` on a local disk or remote storage: what a study was started
+with, whether it exists, whether it can resume, and whole-file writes that readers never see half of.
 
 Storage is a local path or a URI (s3://, gs://, ...), as Ray allows; files go through pyarrow's
 file systems, as Ray's own do.
@@ -12,9 +13,9 @@ from pathlib import Path
 import pyarrow.fs
 
 from study.errors import UserError
+from study.files import write_atomically
 
 STUDY_FILE = "study.json"  # the settings the study was started with; --resume reads them back
-SUMMARY_FILE = "summary.json"
 
 
 def experiment_path(storage: str, name: str) -> str:
@@ -31,7 +32,10 @@ def exists(location: str) -> bool:
 
 
 def write_text(location: str, text: str) -> None:
-    """Write a whole file; on a local disk under a temporary name first, so readers never see half of it."""
+    """Write a whole file: on a local disk with the one atomic writer, elsewhere under a temporary name, then moved."""
+    if "://" not in location:
+        write_atomically(Path(location), text)
+        return
     filesystem, path = _resolve(location)
     filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
     partial = f"{path}.partial"

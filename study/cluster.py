@@ -1,0 +1,70 @@
+"""The Ray cluster a study runs on: joined or started locally, and checked to fit one trial."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from study.errors import UserError
+
+# Every worker of the study, trial or idle, exits quietly when Ray stops it (see study.worker_signals).
+WORKER_SETUP = {"worker_process_setup_hook": "study.worker_signals.exit_quietly_on_sigterm"}
+
+
+def auth_token_available() -> bool:
+    """Whether Ray can find an authentication token (the places Ray itself looks)."""
+    return bool(os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")) or (
+        Path.home() / ".ray" / "auth_token"
+    ).is_file()
+
+
+def use_token_to_join(address: str | None) -> None:
+    """Before Ray is imported: send the token when joining a cluster that may require one.
+
+    Ray 2.59+ `ray start --head` turns token authentication on when a token file exists, but
+    ray.init(address=...) sends no token unless RAY_AUTH_MODE=token (it waits 20 s, then fails).
+    Ray reads the mode once, so it is set before anything imports ray; a token-mode client also
+    joins clusters that run without authentication.
+    """
+    if address and "RAY_AUTH_MODE" not in os.environ and auth_token_available():
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
+def connect_ray(address: str | None, dashboard_host: str) -> None:
+    """Join a cluster, or start a local Ray with its dashboard (an already running Ray is reused)."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    if address:
+        try:
+            ray.init(address=address, runtime_env=WORKER_SETUP)
+        except ConnectionError as error:
+            raise UserError(f"Cannot join the Ray cluster at {address}: {error}") from None
+        return
+    context = ray.init(include_dashboard=True, dashboard_host=dashboard_host, runtime_env=WORKER_SETUP)
+    if context.dashboard_url:
+        print(f"Ray dashboard: http://{context.dashboard_url}", flush=True)
+
+
+def trial_resources(cpus_per_trial: float, gpus_per_trial: float | None, max_concurrent: int | None) -> tuple[float, int]:
+    """(GPUs per trial, trials at once), after checking that one trial fits a node (Ray would wait forever)."""
+    import ray
+
+    available = ray.cluster_resources()
+    # A trial runs on one node: it must fit the largest one, not the cluster's total.
+    nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+    largest = {kind: max((node.get(kind, 0) for node in nodes), default=0) for kind in ("CPU", "GPU")}
+    gpus = gpus_per_trial
+    if gpus is None:
+        gpus = 1.0 if largest["GPU"] >= 1 else 0.0
+    if gpus > largest["GPU"]:
+        raise UserError(f"--gpus-per-trial {gpus:g} asks for more GPUs than any node of the Ray cluster has ({largest['GPU']:g}).")
+    if cpus_per_trial > largest["CPU"]:
+        raise UserError(f"--cpus-per-trial {cpus_per_trial:g} asks for more CPUs than any node of the Ray cluster has ({largest['CPU']:g}).")
+    if max_concurrent is not None:
+        return gpus, max_concurrent
+    fits = available["CPU"] // cpus_per_trial
+    if gpus:
+        fits = min(fits, available["GPU"] // gpus)
+    return gpus, max(1, int(fits))

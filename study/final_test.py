@@ -1,0 +1,47 @@
+"""The test split, used once per model: the best model of a study, or an exported checkpoint tested again."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch.utils.data import Dataset
+
+from study.config import Hyperparams, StudySettings
+from study.data.prepare import prepare_data
+from study.loop import input_adapter, make_loader, measure, test_dataset
+from study.precision import resolve
+
+
+@dataclass(frozen=True)
+class FinalTestResult:
+    test_acc: float
+    test_loss: float | None  # None when not finite (JSON has no NaN)
+    test_samples: int
+
+
+def final_test(settings: StudySettings, model, hp: Hyperparams, device, test_set: Dataset | None = None) -> FinalTestResult:
+    """`model` (trained with `hp`) measured on the test split of `settings` (or on `test_set`, that split already open)."""
+    test_set = test_set if test_set is not None else test_dataset(settings, hp)
+    loader, adapt = make_loader(test_set, hp.batch_size, shuffle=False), input_adapter(settings.dataset, settings.arch, hp)
+    result = measure(model, loader, adapt, device, resolve(settings.precision, device))
+    return FinalTestResult(result.acc, result.loss if math.isfinite(result.loss) else None, len(test_set))
+
+
+def checkpoint_test_split(payload: dict, data_dir: Path, test_limit: int | None) -> tuple[StudySettings, Hyperparams, Dataset]:
+    """The settings, hyperparameters and (prepared) test split of the study a checkpoint came from.
+
+    Synthetic checkpoints read, and if needed regenerate, the synthetic folder under `data_dir`.
+    """
+    hp = Hyperparams.from_dict(payload["hyperparams"])
+    settings = StudySettings(
+        dataset=payload["dataset"],
+        arch=payload["arch"],
+        data_dir=Path(data_dir).resolve(),
+        max_epochs=1,
+        synthetic=bool(payload.get("synthetic", False)),
+        test_limit=test_limit,
+    )
+    prepare_data(settings, splits=(False,))
+    return settings, hp, test_dataset(settings, hp)

@@ -1,0 +1,159 @@
+"""The training loop, without Ray: data loaders, model inputs, optimizers, one epoch of training or measuring.
+
+`train_trial` (study.trainable) drives these once per epoch; the tests, the benchmark, the final
+test of a study and the analysis call them directly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import partial
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+
+from study.config import Hyperparams, StudySettings
+from study.data.datasets import final_test_set, train_val_datasets
+from study.data.encoding import to_model_input
+from study.data.frames import FrameSpec
+from study.precision import autocast
+from study.registry import ARCHITECTURES, DATASETS
+
+OPTIMIZERS = {
+    "adam": lambda params, hp: torch.optim.Adam(params, lr=hp.lr, weight_decay=hp.weight_decay),
+    "sgd": lambda params, hp: torch.optim.SGD(params, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay),
+}
+
+Adapter = Callable[[torch.Tensor], torch.Tensor]
+
+
+def pick_device(in_trial: bool = False) -> torch.device:
+    """CUDA when there is one (inside a trial: only when Ray gave the trial a GPU), else the CPU.
+
+    Ray 2.60 no longer hides GPUs from trials that asked for none, so a trial checks its own share.
+    """
+    if in_trial:
+        import ray
+
+        # Outside a Ray worker (a test calling train_trial) there is no share to ask for; asking
+        # would start a Ray runtime as a side effect.
+        gpus = ray.get_gpu_ids() if ray.is_initialized() else []
+        return torch.device("cuda" if gpus and torch.cuda.is_available() else "cpu")
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def input_adapter(dataset: str, arch: str, hp: Hyperparams) -> Adapter:
+    """Loader batch -> model input for this dataset and architecture (see study.data.encoding)."""
+    return partial(
+        to_model_input,
+        kind=DATASETS[dataset].source.kind,
+        spiking=ARCHITECTURES[arch].spiking,
+        num_steps=hp.num_steps,
+        encoding=hp.encoding,
+    )
+
+
+def frame_spec(arch: str, hp: Hyperparams) -> FrameSpec:
+    """How event data becomes this trial's frames. The CNN sees event frames summed, so one time bin."""
+    return FrameSpec(n_time_bins=hp.num_steps if ARCHITECTURES[arch].spiking else 1, size=hp.frame_size)
+
+
+def trial_datasets(settings: StudySettings, hp: Hyperparams) -> tuple[Dataset, Dataset]:
+    """The training and validation sets a trial of `settings` with `hp` trains and is ranked on."""
+    return train_val_datasets(DATASETS[settings.dataset].source, settings, frame_spec(settings.arch, hp))
+
+
+def test_dataset(settings: StudySettings, hp: Hyperparams) -> Dataset:
+    """The test split as a model with `hp` sees it (used once per study, for its best model)."""
+    return final_test_set(DATASETS[settings.dataset].source, settings, frame_spec(settings.arch, hp))
+
+
+def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int = 0, workers: int = 0) -> DataLoader:
+    """Batches of `dataset`, fetched whole: `dataset[list of indices]` returns the batch (event frames are
+    binned a batch at a time, MNIST's tensors are sliced), so nothing is stacked sample by sample.
+    `workers` processes load ahead of the step (0: in this process). Reseed `loader.generator` to
+    replay an order."""
+    generator = torch.Generator().manual_seed(seed)
+    order = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
+    return DataLoader(
+        dataset,
+        sampler=BatchSampler(order, batch_size, drop_last=False),
+        batch_size=None,  # the sampler hands out whole batches
+        generator=generator,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+    )
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    loss: float
+    acc: float
+    spike_rate: float | None  # spikes per neuron per time step, spiking models only
+
+    @property
+    def diverged(self) -> bool:
+        return not math.isfinite(self.loss)
+
+
+DIVERGED = EpochResult(math.nan, 0.0, None)
+
+
+def _run_epoch(model, loader, adapt, device, optimizer=None, precision: str = "fp32") -> EpochResult:
+    training = optimizer is not None
+    model.train(training)
+    total_loss, correct, seen, spikes, updates = 0.0, 0, 0, 0.0, 0
+    with torch.set_grad_enabled(training):
+        for inputs, targets in loader:
+            inputs, targets = inputs.to(device), targets.to(device)
+            with autocast(precision, device):
+                output = model.run(adapt(inputs))
+            loss = F.cross_entropy(output.scores.float(), targets)
+            loss_value = float(loss.detach())  # one device sync per batch: the running totals need it anyway
+            if not math.isfinite(loss_value):
+                return EpochResult(math.nan, correct / max(seen, 1), None)  # diverged: stop here
+            if training:
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            total_loss += loss_value * len(targets)
+            correct += int((output.scores.argmax(1) == targets).sum())
+            seen += len(targets)
+            emitted, neuron_updates = output.spike_totals()
+            spikes, updates = spikes + emitted, updates + neuron_updates
+    return EpochResult(total_loss / seen, correct / seen, spikes / updates if updates else None)
+
+
+def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer, adapt: Adapter, device, precision: str = "fp32") -> EpochResult:
+    """One pass over `loader` with gradient steps; `precision` "fp32" or "bf16" (see study.precision)."""
+    return _run_epoch(model, loader, adapt, device, optimizer, precision)
+
+
+def measure(model: nn.Module, loader: DataLoader, adapt: Adapter, device, precision: str = "fp32") -> EpochResult:
+    """Loss, accuracy and spike rate on `loader`, without gradients."""
+    return _run_epoch(model, loader, adapt, device, precision=precision)
+
+
+# What every trial reports each epoch (plus `epoch`, `spike_rate` for spiking models, `diverged` when it did).
+EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "spike_rate", "epoch_seconds")
+
+
+def epoch_metrics(epoch: int, train: EpochResult, val: EpochResult, seconds: float) -> dict:
+    """What a trial reports each epoch."""
+    metrics = {
+        "epoch": epoch,
+        "train_loss": train.loss,
+        "train_acc": train.acc,
+        "val_loss": val.loss,
+        "val_acc": val.acc,
+        "epoch_seconds": seconds,
+    }
+    if val.spike_rate is not None:
+        metrics["spike_rate"] = val.spike_rate
+    if train.diverged or val.diverged:
+        metrics["diverged"] = True
+    return metrics
