@@ -1,8 +1,8 @@
 """How a spiking model reaches its decision, on real test samples: `python -m analysis.spikes CHECKPOINT`.
 
 Four views of one forward pass: the input over time, a raster of the hidden layers' spikes, the
-output neurons' membrane against their threshold, and an animation of the output spike counts
-per class accumulating step by step until the decision (the class with the most spikes).
+output neurons' membrane (against their threshold when they fire), and an animation of the class
+scores building up step by step until the decision: spike counts, or the membrane readout so far.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def focus_sample(loaded: Loaded, output: Output) -> int:
 
 def describe(loaded: Loaded, index: int, output: Output) -> str:
     names, scores = loaded.class_names, output.scores[index]
-    silent = " (no output spike)" if scores.max() == 0 else ""
+    silent = " (no output spike)" if loaded.model.output_layer.fires and scores.max() == 0 else ""
     return f"true {short_name(names[int(loaded.labels[index])])}, pred {short_name(names[int(scores.argmax())])}{silent}"
 
 
@@ -97,7 +97,7 @@ def raster_figure(loaded: Loaded, output: Output, index: int) -> plt.Figure:
 def membrane_figure(loaded: Loaded, output: Output, index: int) -> plt.Figure:
     """Membrane potential of every output neuron over time for one sample, with the firing threshold."""
     membrane = output.membrane[:, index]  # [T, classes x population]
-    spikes = output.spikes[OUTPUT_SPIKES][:, index]
+    fires = loaded.model.output_layer.fires  # membrane readouts integrate without firing
     classes = len(loaded.class_names)
     population = membrane.shape[1] // classes
     colours, true = class_colours(classes), int(loaded.labels[index])
@@ -106,12 +106,14 @@ def membrane_figure(loaded: Loaded, output: Output, index: int) -> plt.Figure:
     for neuron in range(membrane.shape[1]):
         label = neuron // population  # a population's neurons are consecutive (see study.models.common.class_scores)
         ax.plot(steps, membrane[:, neuron], color=colours[label], linewidth=2.2 if label == true else 0.9, alpha=0.9)
-        fired = spikes[:, neuron].nonzero(as_tuple=True)[0]
-        ax.scatter(steps[fired.numpy()], membrane[fired, neuron], color=colours[label], marker="o", s=14, zorder=3)
-    threshold = float(loaded.model.output_neurons.threshold.detach())  # learned when learn_threshold
-    ax.axhline(threshold, color="black", linestyle="--", linewidth=1)
+        if fires:
+            fired = output.spikes[OUTPUT_SPIKES][:, index, neuron].nonzero(as_tuple=True)[0]
+            ax.scatter(steps[fired.numpy()], membrane[fired, neuron], color=colours[label], marker="o", s=14, zorder=3)
     handles = [Line2D([], [], color=colours[c], linewidth=2.2 if c == true else 0.9, label=short_name(name)) for c, name in enumerate(loaded.class_names)]
-    handles += [Line2D([], [], color="black", linestyle="--", label=f"threshold {threshold:.3g}"), Line2D([], [], color="grey", marker="o", linestyle="", label="spike")]
+    if fires:
+        threshold = float(loaded.model.output_neurons.threshold.detach())  # learned when learn_threshold
+        ax.axhline(threshold, color="black", linestyle="--", linewidth=1)
+        handles += [Line2D([], [], color="black", linestyle="--", label=f"threshold {threshold:.3g}"), Line2D([], [], color="grey", marker="o", linestyle="", label="spike")]
     ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="class (true: thick)", title_fontsize=7)
     ax.set_xlabel("time step")
     ax.set_ylabel("membrane potential")
@@ -120,20 +122,31 @@ def membrane_figure(loaded: Loaded, output: Output, index: int) -> plt.Figure:
     return figure
 
 
-def standing(counts: np.ndarray, names: list[str], final: bool) -> str:
-    """Who leads on `counts` so far, or the decision at the last step (the model's argmax: ties go to the first class)."""
-    leaders = np.flatnonzero(counts == counts.max())
-    tie = f" ({len(leaders)}-way tie at {counts.max():g})" if len(leaders) > 1 else ""
+# Per readout (study.models.readout): what the class scores are, and the axis label of their running value.
+SCORE_WORDS = {
+    "spikes": ("Output spike counts", "output spikes so far"),
+    "membrane_mean": ("Mean output membrane", "mean membrane so far"),
+    "membrane_max": ("Maximum output membrane", "maximum membrane so far"),
+}
+
+
+def standing(scores: np.ndarray, names: list[str], final: bool, counts: bool) -> str:
+    """Who leads on `scores` so far, or the decision at the last step (the model's argmax: ties go to the first class)."""
+    leaders = np.flatnonzero(scores == scores.max())
+    tie = f" ({len(leaders)}-way tie at {scores.max():.3g})" if len(leaders) > 1 else ""
     if final:
         return f"decision: {names[leaders[0]]}{tie}"
-    return f"leading: {names[leaders[0]]}{tie}" if counts.max() > 0 else "no output spikes yet"
+    if counts and scores.max() == 0:
+        return "no output spikes yet"
+    return f"leading: {names[leaders[0]]}{tie}"
 
 
 def counts_animation(loaded: Loaded, output: Output) -> Prerendered:
-    """Output spike counts per class accumulating over time, one animation frame per time step."""
+    """The class scores as they build up over time (spike counts, or the membrane readout so far), one frame per step."""
     samples, classes = sequence_samples(loaded), len(loaded.class_names)
-    per_step = output.spikes[OUTPUT_SPIKES].unflatten(-1, (classes, -1)).sum(-1)  # [T, B, classes]
-    running = per_step.cumsum(0)[:, samples].numpy()  # [T, samples, classes]
+    layer = loaded.model.output_layer
+    title, axis_label = SCORE_WORDS[layer.readout]
+    running = layer.running_scores(output)[:, samples].numpy()  # [T, samples, classes]
     steps = running.shape[0]
     names = [short_name(name) for name in loaded.class_names]
     figure, axes = plt.subplots(1, len(samples), figsize=(3.3 * len(samples), 3.8), squeeze=False, layout="constrained")
@@ -141,10 +154,12 @@ def counts_animation(loaded: Loaded, output: Output) -> Prerendered:
     for column, (ax, index) in enumerate(zip(axes[0], samples)):
         true = int(loaded.labels[index])
         bars.append(ax.bar(range(classes), running[0, column], color=["tab:green" if c == true else "tab:grey" for c in range(classes)]))
-        ax.set_ylim(0, max(1.0, running[-1, column].max()) * 1.1)
+        low, high = min(0.0, running[:, column].min()), max(1.0 if layer.fires else 0.0, running[:, column].max())
+        ax.set_ylim(low - 0.1 * (high - low) * (low < 0), high + 0.1 * (high - low))
         ax.set_xticks(range(classes), names, rotation=90 if max(map(len, names)) > 2 else 0, fontsize=7)
-        ax.set_ylabel("output spikes so far")
-        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(axis_label)
+        if layer.fires:
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         titles.append(ax.set_title("", fontsize=9))
     clock = figure.suptitle("")
 
@@ -152,8 +167,10 @@ def counts_animation(loaded: Loaded, output: Output) -> Prerendered:
         for column, index in enumerate(samples):
             for bar, height in zip(bars[column], running[step, column]):
                 bar.set_height(height)
-            titles[column].set_text(f"true {names[int(loaded.labels[index])]} (green)\n{standing(running[step, column], names, step == steps - 1)}")
-        clock.set_text(f"Output spike counts, {loaded.arch} on {loaded.dataset}: t = {step + 1} / {steps}")
+            titles[column].set_text(
+                f"true {names[int(loaded.labels[index])]} (green)\n{standing(running[step, column], names, step == steps - 1, layer.fires)}"
+            )
+        clock.set_text(f"{title}, {loaded.arch} on {loaded.dataset}: t = {step + 1} / {steps}")
         return [*(bar for group in bars for bar in group), *titles, clock]
 
     return prerendered(figure, draw, steps)
@@ -176,12 +193,14 @@ def spike_artifacts(loaded: Loaded, out_dir: Path) -> list[Artifact]:
         ),
         Artifact(
             save_figure(membrane_figure(loaded, output, index), out_dir / "output_membrane.png"),
-            f"Membrane potential of the {where}'s output neurons for the same sample; dots are spikes, the dashed line the threshold.",
+            f"Membrane potential of the {where}'s output neurons for the same sample"
+            + ("; dots are spikes, the dashed line the threshold." if loaded.model.output_layer.fires else " (a membrane readout: they integrate without firing)."),
             SECTION,
         ),
     ]
     path = save_animation(counts_animation(loaded, output), out_dir / "output_counts", fps=step_fps(steps))
-    artifacts.append(Artifact(path, f"Output spike counts per class of the {where}, accumulating step by step until the decision.", SECTION))
+    title = SCORE_WORDS[loaded.model.output_layer.readout][0]
+    artifacts.append(Artifact(path, f"{title} per class of the {where}, building up step by step until the decision.", SECTION))
     return artifacts
 
 

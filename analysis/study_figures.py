@@ -20,6 +20,8 @@ STATUS_COLOURS = {
     TrialStatus.COMPLETED: "tab:green",
     TrialStatus.STOPPED_EARLY: "tab:orange",
     TrialStatus.DIVERGED: "tab:red",
+    TrialStatus.SILENT: "tab:purple",
+    TrialStatus.SATURATED: "tab:brown",
     TrialStatus.ERROR: "black",
 }
 BEST_COLOUR = "tab:blue"
@@ -62,9 +64,11 @@ def learning_curves(experiments: list[Experiment], out_dir: Path) -> Artifact:
     figure.suptitle("Validation accuracy and loss per epoch (marker: the epoch a trial ended, coloured by how it ended)")
     path = save_figure(figure, out_dir / "learning_curves.png")
     stopped = sum(trial.status == TrialStatus.STOPPED_EARLY for e in experiments for trial in e.trials)
+    unable = sum(trial.status in (TrialStatus.SILENT, TrialStatus.SATURATED) for e in experiments for trial in e.trials)
+    unable_note = f"; {plural(unable, 'trial')} stopped themselves as silent or saturated (purple, brown)" if unable else ""
     caption = (
         f"{AXIS_LABELS.get(METRIC, METRIC).capitalize()} (top) and validation loss (bottom) per epoch of all {sum(len(e.trials) for e in experiments)} trials; "
-        f"the best trial is thick blue; ASHA stopped {plural(stopped, 'trial')} early (orange markers); dotted: the epoch limit."
+        f"the best trial is thick blue; ASHA stopped {plural(stopped, 'trial')} early (orange markers){unable_note}; dotted: the epoch limit."
     )
     return Artifact(path, caption, SECTION)
 

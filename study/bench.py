@@ -59,20 +59,24 @@ class ReferenceSCNN(nn.Module):
 
     def __init__(self, ours: nn.Module, hp: Hyperparams):
         super().__init__()
+        if hp.batch_norm or hp.readout != "spikes":
+            raise ValueError("the tutorial-style reference has no BatchNorm over time and reads out spike counts")
 
         def neuron(**extra) -> snn.Leaky:
             surrogate = SURROGATES[hp.surrogate](slope=hp.slope)  # snnTorch's own function, as in the tutorial
             return snn.Leaky(beta=hp.beta, threshold=hp.threshold, spike_grad=surrogate, init_hidden=True, **extra)
 
-        layers = [copy.deepcopy(ours.conv1), neuron(), copy.deepcopy(ours.conv2), neuron(), copy.deepcopy(ours.fc), neuron(output=True)]
+        layers = [layer for block in ours.blocks for layer in (copy.deepcopy(block.conv), copy.deepcopy(block.pool), neuron())]
+        layers += [copy.deepcopy(ours.classifier), neuron(output=True)]
         self.net = nn.Sequential(*layers).to(memory_format=torch.contiguous_format)
-        self.num_classes = ours.num_classes
+        self.input_scale = float(ours.input_scale)
+        self.num_classes = ours.output_layer.num_classes
 
     def run(self, frames: torch.Tensor) -> Output:
         """The tutorial's forward pass: reset, then the whole network once per step of `[T, B, ...]`."""
         utils.reset(self.net)
         spikes = []
-        for step in frames:
+        for step in frames * self.input_scale:
             spk_out, _ = self.net(step)
             spikes.append(spk_out)
         return Output(class_scores(torch.stack(spikes), self.num_classes))

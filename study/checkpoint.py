@@ -17,7 +17,8 @@ from study.errors import UserError
 from study.files import replaced_atomically
 from study.registry import build_model
 
-CHECKPOINT_VERSION = 1
+# 2: configurable conv blocks (padded), output layer with a readout, an input-scale buffer.
+CHECKPOINT_VERSION = 2
 # The file a checkpoint is in inside each of a trial's `checkpoint_<n>/` folders.
 TRIAL_CHECKPOINT_FILE = "checkpoint.pth"
 REQUIRED_KEYS = {"version", "dataset", "arch", "hyperparams", "model"}

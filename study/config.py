@@ -37,6 +37,13 @@ class Hyperparams:
     hidden: int = 128  # spiking LSTM: hidden units
     lstm_threshold: float = 0.05  # spiking LSTM layers: their membrane o * tanh(c) starts near +-0.05
     frame_size: int = 0  # event data: frames downsampled to frame_size x frame_size; 0 keeps the sensor size
+    # Capacity of the CNN and the spiking CNN (study.models.blocks): conv - [BatchNorm] - pool blocks.
+    blocks: int = 2  # convolution blocks
+    width: float = 1.0  # channels per block: the seed's (12, 32, 64, ...) times width
+    kernel_size: int = 5
+    batch_norm: bool = False  # spiking CNN: over the time-folded batch, as tdBN
+    pooling: str = "max"  # a key of study.models.blocks.POOLING: "max" or "avg" (NIR has no max pooling)
+    readout: str = "spikes"  # spiking models: a key of study.models.readout.RUNNING
 
     @classmethod
     def from_dict(cls, values: dict) -> "Hyperparams":
@@ -66,6 +73,7 @@ class StudySettings:
     val_fraction: float = 0.1
     cpus_per_trial: float = 1.0
     precision: str = "auto"  # "auto", "fp32" or "bf16": see study.precision
+    calibrate: bool = True  # spiking models: the first batch sets input scale and layer gains (study.models.calibration)
 
     @property
     def torch_threads(self) -> int:

@@ -7,7 +7,7 @@ test of a study and the analysis call them directly.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Callable
 
@@ -93,20 +93,41 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int = 0,
 class EpochResult:
     loss: float
     acc: float
-    spike_rate: float | None  # spikes per neuron per time step, spiking models only
+    layer_rates: dict[str, float] = field(default_factory=dict)  # spiking models: spikes per neuron per step, by layer
+    spike_rate: float | None = None  # the same over every recorded layer; None for a model that does not spike
 
     @property
     def diverged(self) -> bool:
         return not math.isfinite(self.loss)
 
 
-DIVERGED = EpochResult(math.nan, 0.0, None)
+DIVERGED = EpochResult(math.nan, 0.0)
+
+
+class SpikeTally:
+    """Spikes and neuron updates per layer, summed over batches."""
+
+    def __init__(self):
+        self.spikes: dict[str, float] = {}
+        self.updates: dict[str, int] = {}
+
+    def add(self, output) -> None:
+        for name, (emitted, updates) in output.spike_counts().items():
+            self.spikes[name] = self.spikes.get(name, 0.0) + emitted
+            self.updates[name] = self.updates.get(name, 0) + updates
+
+    def rates(self) -> dict[str, float]:
+        return {name: self.spikes[name] / self.updates[name] for name in self.spikes if self.updates[name]}
+
+    def overall(self) -> float | None:
+        updates = sum(self.updates.values())
+        return sum(self.spikes.values()) / updates if updates else None
 
 
 def _run_epoch(model, loader, adapt, device, optimizer=None, precision: str = "fp32") -> EpochResult:
     training = optimizer is not None
     model.train(training)
-    total_loss, correct, seen, spikes, updates = 0.0, 0, 0, 0.0, 0
+    total_loss, correct, seen, tally = 0.0, 0, 0, SpikeTally()
     with torch.set_grad_enabled(training):
         for inputs, targets in loader:
             inputs, targets = inputs.to(device), targets.to(device)
@@ -115,7 +136,7 @@ def _run_epoch(model, loader, adapt, device, optimizer=None, precision: str = "f
             loss = F.cross_entropy(output.scores.float(), targets)
             loss_value = float(loss.detach())  # one device sync per batch: the running totals need it anyway
             if not math.isfinite(loss_value):
-                return EpochResult(math.nan, correct / max(seen, 1), None)  # diverged: stop here
+                return EpochResult(math.nan, correct / max(seen, 1))  # diverged: stop here
             if training:
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -123,9 +144,8 @@ def _run_epoch(model, loader, adapt, device, optimizer=None, precision: str = "f
             total_loss += loss_value * len(targets)
             correct += int((output.scores.argmax(1) == targets).sum())
             seen += len(targets)
-            emitted, neuron_updates = output.spike_totals()
-            spikes, updates = spikes + emitted, updates + neuron_updates
-    return EpochResult(total_loss / seen, correct / seen, spikes / updates if updates else None)
+            tally.add(output)
+    return EpochResult(total_loss / seen, correct / seen, tally.rates(), tally.overall())
 
 
 def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer, adapt: Adapter, device, precision: str = "fp32") -> EpochResult:
@@ -138,12 +158,25 @@ def measure(model: nn.Module, loader: DataLoader, adapt: Adapter, device, precis
     return _run_epoch(model, loader, adapt, device, precision=precision)
 
 
-# What every trial reports each epoch (plus `epoch`, `spike_rate` for spiking models, `diverged` when it did).
+# What every trial reports each epoch (plus `epoch`; for spiking models `spike_rate` and `spike_rate_<layer>`
+# on the validation set; `diverged`, `silent` or `saturated` when it was).
 EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "spike_rate", "epoch_seconds")
+LAYER_RATE = "spike_rate_"  # prefix of a layer's spike rate: spike_rate_lif1, spike_rate_out, ...
+# A layer firing at this share of its neurons' steps or more, over a whole epoch, carries no information.
+SATURATED_RATE = 0.95
 
 
-def epoch_metrics(epoch: int, train: EpochResult, val: EpochResult, seconds: float) -> dict:
-    """What a trial reports each epoch."""
+def firing_problem(layer_rates: dict[str, float]) -> str | None:
+    """"silent" when a layer emitted no spike at all, "saturated" when one fired at almost every step, else None."""
+    if any(rate == 0 for rate in layer_rates.values()):
+        return "silent"
+    if any(rate >= SATURATED_RATE for rate in layer_rates.values()):
+        return "saturated"
+    return None
+
+
+def epoch_metrics(epoch: int, train: EpochResult, val: EpochResult, seconds: float, check_firing: bool = False) -> dict:
+    """What a trial reports each epoch; with `check_firing`, whether its training epoch was silent or saturated."""
     metrics = {
         "epoch": epoch,
         "train_loss": train.loss,
@@ -154,6 +187,9 @@ def epoch_metrics(epoch: int, train: EpochResult, val: EpochResult, seconds: flo
     }
     if val.spike_rate is not None:
         metrics["spike_rate"] = val.spike_rate
+        metrics |= {LAYER_RATE + name: rate for name, rate in val.layer_rates.items()}
     if train.diverged or val.diverged:
         metrics["diverged"] = True
+    elif check_firing and (problem := firing_problem(train.layer_rates)):
+        metrics[problem] = True
     return metrics

@@ -12,9 +12,9 @@ from study.checkpoint import TRIAL_CHECKPOINT_FILE, load_model
 from study.config import METRIC, MODE, Hyperparams, StudySettings
 from study.files import replaced_atomically, write_atomically
 from study.final_test import final_test
-from study.loop import EPOCH_METRICS, pick_device
+from study.loop import EPOCH_METRICS, LAYER_RATE, pick_device
 from study.storage import write_text
-from study.summary import SUMMARY_FILE, BestModel, Summary, TrialRecord, TrialStatus, json_number
+from study.summary import FAILED_TO_LEARN, SUMMARY_FILE, BestModel, Summary, TrialRecord, TrialStatus, json_number
 
 
 def rank_key(metrics: dict) -> tuple[float, float]:
@@ -27,9 +27,15 @@ def rank_key(metrics: dict) -> tuple[float, float]:
 def trial_status(result, max_epochs: int) -> TrialStatus:
     if result.error is not None:
         return TrialStatus.ERROR
-    if result.metrics.get("diverged"):
-        return TrialStatus.DIVERGED
+    for status in FAILED_TO_LEARN:  # reported by the trial itself (study.loop.epoch_metrics)
+        if result.metrics.get(status.value):
+            return status
     return TrialStatus.COMPLETED if result.metrics.get("epoch", 0) >= max_epochs else TrialStatus.STOPPED_EARLY
+
+
+def reported_metrics(metrics: dict) -> dict:
+    """The epoch metrics a summary keeps of a result (layer spike rates included), non-finite ones as None."""
+    return {key: json_number(value) for key, value in metrics.items() if key in EPOCH_METRICS or key.startswith(LAYER_RATE)}
 
 
 def trial_records(results, max_epochs: int) -> list[TrialRecord]:
@@ -43,7 +49,7 @@ def trial_records(results, max_epochs: int) -> list[TrialRecord]:
                 config=result.config,
                 status=trial_status(result, max_epochs),
                 epochs=metrics.get("epoch", 0),
-                last={key: json_number(metrics[key]) for key in EPOCH_METRICS if key in metrics},
+                last=reported_metrics(metrics),
                 error=None if result.error is None else str(result.error)[-2000:],
                 path=result.path,
             )
@@ -127,7 +133,7 @@ def results_table(summary: Summary, top: int = 10) -> str:
         lines.append(
             f"{row.trial_id:<22}{row.status:<15}{row.epochs:>7}{_fmt(row.last[METRIC]):>9}{_fmt(row.last.get('val_loss')):>10}  {config}"
         )
-    for status, verb in ((TrialStatus.DIVERGED, "diverged"), (TrialStatus.ERROR, "failed")):
+    for status, verb in (*((status, status.value) for status in FAILED_TO_LEARN), (TrialStatus.ERROR, "failed")):
         affected = [row.trial_id for row in summary.trials_with(status)]
         if affected:
             lines.append(f"{len(affected)} trial(s) {verb}: {', '.join(affected)}")

@@ -18,7 +18,7 @@ import search_spaces.nmnist
 from study.config import Hyperparams
 from study.data.sources import DVSGESTURE_SOURCE, MNIST_SOURCE, NMNIST_SOURCE, Source
 from study.data.synthetic import write_dvsgesture, write_mnist, write_nmnist
-from study.errors import UserError
+from study.errors import lookup
 from study.models import CNN, Model, SpikingCNN, SpikingLSTM
 
 
@@ -58,14 +58,6 @@ SEARCH_SPACES: dict[tuple[str, str], SearchSpace] = {
     }.items()
     for arch in ARCHITECTURES
 }
-
-
-def lookup(table: dict, name: str, what: str):
-    """table[name], or a UserError naming the valid choices."""
-    try:
-        return table[name]
-    except KeyError:
-        raise UserError(f"Unknown {what} {name!r}. Valid {what}s: {', '.join(sorted(table))}.") from None
 
 
 def build_model(dataset: str, arch: str, hp: Hyperparams) -> Model:

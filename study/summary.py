@@ -25,7 +25,13 @@ class TrialStatus(StrEnum):
     COMPLETED = "completed"  # ran every epoch of the budget
     STOPPED_EARLY = "stopped early"  # ASHA stopped it
     DIVERGED = "diverged"  # its loss became NaN or infinite; it stopped itself
+    SILENT = "silent"  # a layer emitted no spike in the whole first epoch; it stopped itself
+    SATURATED = "saturated"  # a layer fired at almost every step in the first epoch; it stopped itself
     ERROR = "error"  # it raised, also after its retries
+
+
+# Statuses of trials that stopped themselves because they could not learn (the searcher is told so).
+FAILED_TO_LEARN = (TrialStatus.DIVERGED, TrialStatus.SILENT, TrialStatus.SATURATED)
 
 
 @dataclass(frozen=True)

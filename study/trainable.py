@@ -26,8 +26,12 @@ from study.loop import (
     train_one_epoch,
     trial_datasets,
 )
+from study.models.calibration import calibrate
 from study.precision import resolve
-from study.registry import build_model
+from study.registry import DATASETS, build_model
+
+# Metrics that end a trial: it reports them and stops (see study.loop.epoch_metrics).
+STOPPING_PROBLEMS = ("diverged", "silent", "saturated")
 
 
 def resume_state(checkpoint) -> dict | None:
@@ -109,6 +113,11 @@ def train_trial(config: dict, settings: StudySettings) -> None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         first_epoch = state["epoch"] + 1
+    elif settings.calibrate and model.spiking:
+        train_loader.generator.manual_seed(settings.seed + 1)
+        inputs, _ = next(iter(train_loader))  # epoch 1's first training batch
+        calibration = calibrate(model, adapt(inputs.to(device)), events=DATASETS[settings.dataset].source.kind == "events")
+        print(f"Calibrated on the first training batch: {calibration.describe()}", flush=True)
 
     for epoch in range(first_epoch, settings.max_epochs + 1):
         started = time.perf_counter()
@@ -116,7 +125,7 @@ def train_trial(config: dict, settings: StudySettings) -> None:
         train = train_one_epoch(model, train_loader, optimizer, adapt, device, precision)
         # A diverged network has nothing left to learn or to validate: report it and stop the trial.
         val = measure(model, val_loader, adapt, device, precision) if not train.diverged else DIVERGED
-        metrics = epoch_metrics(epoch, train, val, time.perf_counter() - started)
+        metrics = epoch_metrics(epoch, train, val, time.perf_counter() - started, check_firing=epoch == 1)
         _report(metrics, model, optimizer, settings, hp)
-        if metrics.get("diverged"):
-            return
+        if any(metrics.get(problem) for problem in STOPPING_PROBLEMS):
+            return  # nothing left to learn: a diverged network, or one silent or saturated for a whole epoch

@@ -146,15 +146,15 @@ def test_operation_counts_are_exact_on_a_hand_checkable_network():
 
 def test_the_cnn_costs_dense_macs_of_every_layer():
     counted = count_operations(build_model("mnist", "cnn", Hyperparams()).eval(), torch.rand(3, 1, 28, 28))
-    # conv 12@24x24 x 1x5x5 + conv 32@8x8 x 12x5x5 + linear 512 x 10
-    assert counted.macs == 12 * 24 * 24 * 25 + 32 * 8 * 8 * 12 * 25 + 512 * 10
+    # conv 12@28x28 x 1x5x5 + conv 32@14x14 x 12x5x5 (both padded) + linear 32*7*7 x 10
+    assert counted.macs == 12 * 28 * 28 * 25 + 32 * 14 * 14 * 12 * 25 + 32 * 7 * 7 * 10
     assert counted.synops == 0 and 0 < counted.activation_sparsity < 1
 
 
 def test_a_silent_spiking_network_spends_only_its_first_layer():
     model = build_model("nmnist", "scnn", Hyperparams(num_steps=STEPS, threshold=1e6)).eval()
     counted = count_operations(model, torch.rand(STEPS, 3, 2, 34, 34) * 3)  # analog input: MACs
-    assert counted.macs == STEPS * 12 * 30 * 30 * 2 * 25
+    assert counted.macs == STEPS * 12 * 34 * 34 * 2 * 25
     assert counted.synops == 0 and counted.activation_sparsity == 1.0
 
 

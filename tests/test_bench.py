@@ -26,5 +26,5 @@ def test_reference_network_computes_the_same_spikes_as_ours():
 def test_dense_multiply_accumulates_of_the_spiking_cnn():
     model = build_model("nmnist", "scnn", Hyperparams(num_steps=2))
     frames = torch.zeros(2, 3, 2, 34, 34)
-    per_sample_step = 12 * 30 * 30 * 2 * 25 + 32 * 11 * 11 * 12 * 25 + 10 * 800  # conv1 + conv2 + linear
+    per_sample_step = 12 * 34 * 34 * 2 * 25 + 32 * 17 * 17 * 12 * 25 + 10 * 2048  # conv1 + conv2 (padded) + linear
     assert dense_macs(model, frames) == per_sample_step * 2 * 3

@@ -78,7 +78,7 @@ def test_evaluate_command_tests_a_checkpoint_and_refuses_a_broken_one(data_root,
     save_checkpoint(tmp_path / "wrong.pth", build_model("nmnist", "cnn", hp), dataset="nmnist", arch="scnn", hp=hp)
     assert main([str(tmp_path / "wrong.pth"), "--data-dir", str(data_root)]) == 2
     error = capsys.readouterr().err.replace("\n", " ")
-    assert re.search(r"do not fit a scnn for nmnist: \d+ missing, 6 unexpected and 0 mis-shaped tensors", error)
+    assert re.search(r"do not fit a scnn for nmnist: \d+ missing, \d+ unexpected and 0 mis-shaped tensors", error)
 
 
 def test_evaluate_reports_a_test_loss_that_is_not_finite(data_root, tmp_path, capsys):

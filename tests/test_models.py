@@ -126,9 +126,10 @@ def test_spiking_cnn_equals_stepping_the_whole_network_with_snn_leaky():
     mems = [torch.zeros(())] * 3
     out_spikes = []
     for step in x:  # snnTorch tutorial style: the whole network once per time step
-        spk1, mems[0] = model.lif1(model.conv1(step), mems[0])
-        spk2, mems[1] = model.lif2(model.conv2(spk1), mems[1])
-        spk3, mems[2] = model.lif_out(model.fc(spk2), mems[2])
+        spikes = step
+        for index, (block, neuron) in enumerate(zip(model.blocks, model.neurons)):
+            spikes, mems[index] = neuron(block(spikes), mems[index])
+        spk3, mems[2] = model.output_neurons(model.classifier(spikes), mems[2])
         out_spikes.append(spk3)
     stepped = torch.stack(out_spikes)
     class_scores(stepped, 10).sum().backward()

@@ -23,7 +23,7 @@ def test_bf16_autocast_runs_the_convolutions_in_bf16_and_the_neurons_in_fp32():
     torch.manual_seed(0)
     model = build_model("nmnist", "scnn", Hyperparams(num_steps=4, threshold=0.5))
     conv_outputs = []
-    model.conv1[0].register_forward_hook(lambda layer, inputs, output: conv_outputs.append(output.dtype))
+    model.blocks[0].conv.register_forward_hook(lambda layer, inputs, output: conv_outputs.append(output.dtype))
     frames = (torch.rand(4, 3, 2, 34, 34) < 0.2).float()  # [T, B, C, H, W]
     with autocast("bf16", "cpu"):
         output = model.run(frames)

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from study.models.common import Output
+from study.models.readout import OutputLayer
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,24 @@ class ConventionalModel(Model):
 
 
 class SpikingModel(Model):
+    """A spiking model: time-major input, an `output_layer` (study.models.readout), and an input scale that
+    calibration sets for event counts (a buffer, so checkpoints keep it)."""
+
     spiking = True
+    output_layer: OutputLayer  # set by each subclass
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("input_scale", torch.ones(()))
+
+    def scale_input(self, x: torch.Tensor) -> torch.Tensor:
+        """What the first layer receives: the input times `input_scale` (1 unless calibration set it)."""
+        return x * self.input_scale
+
+    @abstractmethod
+    def calibrate(self, x: torch.Tensor, calibration) -> None:
+        """Set the layers' gains or thresholds from one scaled input batch `[T, B, C, H, W]`, recording them in
+        `calibration` (study.models.calibration.calibrate calls it, under no_grad)."""
 
     @property
     @abstractmethod
@@ -59,6 +77,6 @@ class SpikingModel(Model):
         """What Grad-CAM explains: the last spiking feature maps and the stateless layer that reads them."""
 
     @property
-    @abstractmethod
     def output_neurons(self) -> nn.Module:
-        """The output layer's leaky neurons (its threshold is drawn with the membrane traces)."""
+        """The output layer's leaky neurons (their threshold is drawn with the membrane traces)."""
+        return self.output_layer.neuron

@@ -20,10 +20,9 @@ class Output:
     spikes: dict[str, torch.Tensor] = field(default_factory=dict)  # layer -> spikes [T, B, ...], OUTPUT_SPIKES last
     membrane: torch.Tensor | None = None  # output layer membrane [T, B, classes x population]
 
-    def spike_totals(self) -> tuple[float, int]:
-        """(spikes emitted, neuron updates) over all recorded layers, for the mean spike rate."""
-        emitted = sum(float(s.detach().sum()) for s in self.spikes.values())
-        return emitted, sum(s.numel() for s in self.spikes.values())
+    def spike_counts(self) -> dict[str, tuple[float, int]]:
+        """Per recorded layer: (spikes emitted, neuron updates), for its spike rate per neuron and step."""
+        return {name: (float(s.detach().sum()), s.numel()) for name, s in self.spikes.items()}
 
 
 # On a CPU a [T*B, ...] batch of activations outgrows the caches: chunks of about this many samples
@@ -43,24 +42,21 @@ def fold_time(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return torch.cat([layer(part.flatten(0, 1)) for part in x.split(chunk)]).unflatten(0, (steps, batch))
 
 
+def per_class(values: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """[..., classes x population] -> [..., classes]: a population's neurons (consecutive) summed per class."""
+    return values.unflatten(-1, (num_classes, -1)).sum(-1)
+
+
 def class_scores(output_spikes: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Spike counts per class: [T, B, classes x population] -> [B, classes] (a population's neurons summed).
 
     Cross-entropy over these counts is snnTorch's `ce_count_loss` (with `population_code=True`
     when population > 1); `ce_rate_loss(population_code=True)` raises TypeError without `weight`.
     """
-    return output_spikes.sum(0).unflatten(-1, (num_classes, -1)).sum(-1)
+    return per_class(output_spikes.sum(0), num_classes)
 
 
 def flat_features(features: nn.Module, input_shape: tuple[int, int, int]) -> int:
     """Number of features `features` makes of one [C, H, W] input."""
     with torch.no_grad():
         return features(torch.zeros(1, *input_shape)).numel()
-
-
-def seed_conv_stack(in_channels: int) -> tuple[nn.Sequential, nn.Sequential]:
-    """The seed project's two convolution blocks (12 and 32 channels, 5x5 kernels, 2x2 max pooling)."""
-    return (
-        nn.Sequential(nn.Conv2d(in_channels, 12, 5), nn.MaxPool2d(2)),
-        nn.Sequential(nn.Conv2d(12, 32, 5), nn.MaxPool2d(2)),
-    )

@@ -1,7 +1,7 @@
-"""The spiking CNN: the seed's N-MNIST network with leaky integrate-and-fire neurons.
+"""The spiking CNN: the seed's N-MNIST network (at its default capacity) with leaky integrate-and-fire neurons.
 
-Stateless layers (convolution, pooling, linear) run once over all time steps folded into the
-batch; only the neurons step through time.
+Stateless layers (convolution, BatchNorm, pooling, linear) run once over all time steps folded
+into the batch; only the neurons step through time.
 """
 
 from __future__ import annotations
@@ -11,34 +11,45 @@ from torch import nn
 
 from study.config import Hyperparams
 from study.models.base import ExplainedSpikes, SpikingModel
-from study.models.common import OUTPUT_SPIKES, Output, class_scores, flat_features, fold_time, seed_conv_stack
+from study.models.blocks import conv_blocks
+from study.models.calibration import HIDDEN_RATE, Calibration, fit_gain, scale_affine
+from study.models.common import Output, flat_features, fold_time
 from study.models.neurons import leaky, leaky_over_time
+from study.models.readout import OutputLayer
 
 
 class SpikingCNN(SpikingModel):
-    """conv-pool-LIF, conv-pool-LIF, linear-LIF with `num_classes x population` output neurons."""
+    """`blocks` x (conv - [BatchNorm] - pool - LIF), then linear to `num_classes x population` output neurons."""
 
     channels_last = True  # oneDNN's preferred layout: training step 1.2-1.3x faster on CPU (see docs/benchmarks.md)
 
     def __init__(self, input_shape: tuple[int, int, int], num_classes: int, hp: Hyperparams):
         super().__init__()
-        self.num_classes = num_classes
-        self.conv1, self.conv2 = seed_conv_stack(input_shape[0])
-        self.lif1, self.lif2, self.lif_out = leaky(hp), leaky(hp), leaky(hp)
-        flat = flat_features(nn.Sequential(self.conv1, self.conv2), input_shape)
-        self.fc = nn.Sequential(nn.Flatten(), nn.Dropout(hp.dropout), nn.Linear(flat, num_classes * hp.population))
+        self.blocks = conv_blocks(input_shape[0], input_shape[1:], hp)
+        self.neurons = nn.ModuleList(leaky(hp) for _ in self.blocks)
+        flat = flat_features(nn.Sequential(*self.blocks), input_shape)
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(hp.dropout), nn.Linear(flat, num_classes * hp.population))
+        self.output_layer = OutputLayer(leaky(hp), hp.readout, num_classes)
 
     def run(self, x: torch.Tensor) -> Output:
         """x: `[T, B, C, H, W]` input current or spikes."""
-        spk1, _ = leaky_over_time(self.lif1, fold_time(self.conv1, x))  # [T, B, 12, h1, w1]
-        spk2, _ = leaky_over_time(self.lif2, fold_time(self.conv2, spk1))  # [T, B, 32, h2, w2]
-        spk_out, mem_out = leaky_over_time(self.lif_out, fold_time(self.fc, spk2))  # [T, B, classes x pop]
-        return Output(class_scores(spk_out, self.num_classes), {"lif1": spk1, "lif2": spk2, OUTPUT_SPIKES: spk_out}, mem_out)
+        spikes = {}
+        x = self.scale_input(x)
+        for index, (block, neuron) in enumerate(zip(self.blocks, self.neurons), start=1):
+            x, _ = leaky_over_time(neuron, block.over_time(x))  # [T, B, C_i, H / 2^i, W / 2^i]
+            spikes[f"lif{index}"] = x
+        return self.output_layer(fold_time(self.classifier, x), spikes)  # current [T, B, classes x pop]
+
+    def calibrate(self, x: torch.Tensor, calibration: Calibration) -> None:
+        """Layer by layer from the input: the gain on each block's weights that makes its neurons fire at HIDDEN_RATE."""
+        for index, (block, neuron) in enumerate(zip(self.blocks, self.neurons), start=1):
+            current = block.over_time(x)
+            gain, rate = fit_gain(neuron, current, HIDDEN_RATE)
+            scale_affine(block.affine, gain)
+            calibration.gains[f"lif{index}"], calibration.rates[f"lif{index}"] = gain, rate
+            x, _ = leaky_over_time(neuron, current * gain)
+        self.output_layer.calibrate(fold_time(self.classifier, x), self.classifier[-1], calibration)
 
     @property
     def explained_spikes(self) -> ExplainedSpikes:
-        return ExplainedSpikes(spikes="lif2", reader="fc")
-
-    @property
-    def output_neurons(self) -> nn.Module:
-        return self.lif_out
+        return ExplainedSpikes(spikes=f"lif{len(self.blocks)}", reader="classifier")
