@@ -9,8 +9,6 @@ development dependency only).
 
 from __future__ import annotations
 
-import contextlib
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +18,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from analysis.experiment import Experiment, Trial
 from study.config import MODE
 from study.registry import SEARCH_SPACES
+from study.search import quiet_optuna
 
 IMPORTANCE_METHOD = "PED-ANOVA"
 IMPORTANCE_EVALUATOR = "optuna.importance.PedAnovaImportanceEvaluator"  # Optuna's default evaluator
@@ -36,19 +35,6 @@ class Importance:
     @property
     def caution(self) -> str:
         return " (few trials: treat as indicative only)" if self.trials < FEW_TRIALS else ""
-
-
-@contextlib.contextmanager
-def quiet_optuna():
-    """Optuna logs every study it creates and warns about small samples; the report states its limits itself."""
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        optuna.logging.set_verbosity(verbosity)
 
 
 def searched_values(trials: list[Trial]) -> dict[str, list]:

@@ -1,64 +1,111 @@
-"""Pieces shared by the search spaces. Ranges are documented where they are chosen."""
+"""Pieces shared by the search spaces. Ranges are documented where they are chosen.
+
+A space asks its questions through `Choices`: Optuna suggests each value, unless the study fixed it
+(`--preset`, `--fix NAME=VALUE`); fixed values are returned as the space's constants, so they reach
+every trial's config, and the sampler never spends trials on them.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # only for annotations: importing a search space does not import Optuna
     import optuna
 
-
-def optimizer(trial: optuna.Trial) -> None:
-    """Adam or SGD with momentum; learning rate log-uniform over two decades."""
-    choice = trial.suggest_categorical("optimizer", ["adam", "sgd"])
-    trial.suggest_float("lr", 3e-4, 3e-2, log=True)
-    if choice == "sgd":  # momentum only exists for SGD: a conditional parameter
-        trial.suggest_float("momentum", 0.5, 0.99)
-    trial.suggest_categorical("batch_size", [32, 64, 128])
+NOTHING_FIXED: Mapping[str, Any] = MappingProxyType({})
 
 
-def conventional(trial: optuna.Trial) -> None:
-    """The conventional CNN: optimizer, learning rate, batch size and dropout before the classifier."""
-    optimizer(trial)
-    trial.suggest_float("dropout", 0.0, 0.5)
+class Choices:
+    """One trial's questions: suggested by Optuna, or the value the study fixed."""
+
+    def __init__(self, trial: optuna.Trial, fixed: Mapping[str, Any]):
+        self.trial, self.fixed = trial, fixed
+
+    def categorical(self, name: str, choices: list):
+        return self.fixed[name] if name in self.fixed else self.trial.suggest_categorical(name, choices)
+
+    def float(self, name: str, low: float, high: float, log: bool = False) -> float:
+        return self.fixed[name] if name in self.fixed else self.trial.suggest_float(name, low, high, log=log)
+
+    def int(self, name: str, low: int, high: int, step: int = 1) -> int:
+        return self.fixed[name] if name in self.fixed else self.trial.suggest_int(name, low, high, step=step)
+
+    def constants(self, **chosen) -> dict:
+        """What the space returns: the fixed values and the constants it chose itself."""
+        return {**chosen, **self.fixed}
 
 
-def spiking_neurons(trial: optuna.Trial, min_steps: int, max_steps: int) -> None:
-    """Leaky integrate-and-fire neurons and the spiking output layer.
+# Learning rates per optimizer: SGD needs rates about ten times Adam's (log-uniform over two decades each).
+LEARNING_RATES = {"adam": (1e-4, 1e-2), "sgd": (1e-2, 3e-1)}
 
-    beta in [0.5, 0.99]: the seed compared 0.5 and 0.8; threshold in [0.5, 2]; T in steps of 5 so
-    that trials share frame caches; population 1 (one neuron per class) or population coding.
+
+def optimizer(choose: Choices) -> None:
+    """Adam or SGD with momentum, each with its own learning-rate range; the batch size."""
+    name = choose.categorical("optimizer", ["adam", "sgd"])
+    choose.float("lr", *LEARNING_RATES[name], log=True)  # one name, a range per optimizer: TPE's groups keep them apart
+    if name == "sgd":  # momentum only exists for SGD: a conditional parameter
+        choose.float("momentum", 0.8, 0.99)
+    choose.categorical("batch_size", [32, 64, 128])
+
+
+def capacity(choose: Choices) -> None:
+    """Depth (2-4 conv blocks) and width (the seed's channels times 0.5, 1 or 2), kernel, BatchNorm, pooling."""
+    choose.int("blocks", 2, 4)
+    choose.categorical("width", [0.5, 1.0, 2.0])
+    choose.categorical("kernel_size", [3, 5])
+    choose.categorical("batch_norm", [False, True])
+    choose.categorical("pooling", ["max", "avg"])
+
+
+def conventional(choose: Choices) -> None:
+    """The conventional CNN: optimizer, capacity and dropout before the classifier."""
+    optimizer(choose)
+    capacity(choose)
+    choose.float("dropout", 0.0, 0.5)
+
+
+def spiking_neurons(choose: Choices, min_steps: int, max_steps: int) -> None:
+    """Leaky integrate-and-fire neurons and the output layer.
+
+    beta in [0.5, 0.99]: the seed compared 0.5 and 0.8; threshold in [0.5, 2] (calibration scales
+    the weights to it, so it sets the membrane's scale against the surrogate's slope); T in steps
+    of 5; population 1 (one neuron per class) or population coding; readout spike counts or the
+    output membrane's mean or maximum over time.
     """
-    trial.suggest_float("beta", 0.5, 0.99)
-    trial.suggest_float("threshold", 0.5, 2.0)
-    trial.suggest_int("num_steps", min_steps, max_steps, step=5)
-    trial.suggest_categorical("population", [1, 5, 10])
-    trial.suggest_categorical("surrogate", ["fast_sigmoid", "sigmoid"])  # the spike's gradient stand-in
-    trial.suggest_float("slope", 5.0, 50.0, log=True)  # its steepness
-    trial.suggest_categorical("learn_beta", [False, True])
-    trial.suggest_categorical("learn_threshold", [False, True])
+    choose.float("beta", 0.5, 0.99)
+    choose.float("threshold", 0.5, 2.0)
+    choose.int("num_steps", min_steps, max_steps, step=5)
+    choose.categorical("population", [1, 5, 10])
+    choose.categorical("surrogate", ["fast_sigmoid", "sigmoid"])  # the spike's gradient stand-in
+    choose.float("slope", 5.0, 50.0, log=True)  # its steepness
+    choose.categorical("learn_beta", [False, True])
+    choose.categorical("learn_threshold", [False, True])
+    choose.categorical("readout", ["spikes", "membrane_mean", "membrane_max"])
 
 
-def lstm(trial: optuna.Trial) -> None:
-    """Spiking LSTM layers: hidden size, and a threshold for their membrane o * tanh(c), which stays below 1."""
-    trial.suggest_categorical("hidden", [64, 128, 256])
-    trial.suggest_float("lstm_threshold", 0.01, 0.2, log=True)
+def lstm(choose: Choices) -> None:
+    """Spiking LSTM layers: hidden size. Their thresholds are set by calibration from the first batch
+    (with --no-calibration: `lstm_threshold`, 0.05 unless fixed)."""
+    choose.categorical("hidden", [64, 128, 256])
 
 
-# First trials: settings known to learn (the seed project's, with a learning rate the spike-count
-# loss tolerates), so that every study starts from a working configuration before TPE explores.
-CNN_FIRST = {"optimizer": "adam", "lr": 1e-3, "batch_size": 64, "dropout": 0.0}
-SPIKING_FIRST = {
-    "optimizer": "adam",
-    "lr": 5e-3,
-    "batch_size": 64,
+# First trials: settings known to learn, evaluated before the sampler proposes any. The seed's network
+# (2 blocks of 12 and 32 channels, 5x5 kernels, max pooling), Adam; spiking models read out the output
+# membrane's mean, which learns from the first step (a spike-count readout needs output spikes first).
+OPTIMIZER_FIRST = {"optimizer": "adam", "lr": 2e-3, "batch_size": 32}
+CAPACITY_FIRST = {"blocks": 2, "width": 1.0, "kernel_size": 5, "batch_norm": False, "pooling": "max"}
+CNN_FIRST = {**OPTIMIZER_FIRST, **CAPACITY_FIRST, "dropout": 0.0}
+NEURONS_FIRST = {
     "beta": 0.8,
     "threshold": 1.0,
-    "num_steps": 25,
     "population": 1,
     "surrogate": "fast_sigmoid",
     "slope": 25.0,
     "learn_beta": False,
     "learn_threshold": False,
+    "readout": "membrane_mean",
 }
-LSTM_FIRST = {**SPIKING_FIRST, "num_steps": 20, "hidden": 128, "lstm_threshold": 0.05}
+SPIKING_FIRST = {**OPTIMIZER_FIRST, **CAPACITY_FIRST, **NEURONS_FIRST, "num_steps": 25}
+LSTM_FIRST = {**OPTIMIZER_FIRST, **NEURONS_FIRST, "num_steps": 20, "hidden": 128}

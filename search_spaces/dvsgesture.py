@@ -1,10 +1,22 @@
-"""DVS128 Gesture: 128x128 event streams of ~6 s, downsampled to 32x32 frames (fixed, not searched)."""
+"""DVS128 Gesture: 128x128 event streams of ~6 s, downsampled to 32x32 frames (fixed unless a preset says otherwise)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from search_spaces.common import CNN_FIRST, LSTM_FIRST, SPIKING_FIRST, conventional, lstm, optimizer, spiking_neurons
+from search_spaces.common import (
+    CNN_FIRST,
+    LSTM_FIRST,
+    NOTHING_FIXED,
+    SPIKING_FIRST,
+    Choices,
+    capacity,
+    conventional,
+    lstm,
+    optimizer,
+    spiking_neurons,
+)
 
 if TYPE_CHECKING:  # only for annotations: importing a search space does not import Optuna
     import optuna
@@ -13,23 +25,26 @@ if TYPE_CHECKING:  # only for annotations: importing a search space does not imp
 FRAME_SIZE = 32
 
 
-def cnn(trial: optuna.Trial) -> dict:
-    conventional(trial)
-    return {"frame_size": FRAME_SIZE}
+def cnn(trial: optuna.Trial, fixed: Mapping[str, Any] = NOTHING_FIXED) -> dict:
+    choose = Choices(trial, fixed)
+    conventional(choose)
+    return choose.constants(frame_size=FRAME_SIZE)
 
 
-def scnn(trial: optuna.Trial) -> dict:
-    optimizer(trial)
-    spiking_neurons(trial, min_steps=10, max_steps=30)
-    return {"frame_size": FRAME_SIZE}
+def scnn(trial: optuna.Trial, fixed: Mapping[str, Any] = NOTHING_FIXED) -> dict:
+    choose = Choices(trial, fixed)
+    optimizer(choose)
+    capacity(choose)
+    spiking_neurons(choose, min_steps=10, max_steps=30)
+    return choose.constants(frame_size=FRAME_SIZE)
 
 
-def slstm(trial: optuna.Trial) -> dict:
-    optimizer(trial)
-    spiking_neurons(trial, min_steps=10, max_steps=30)
-    lstm(trial)
-    return {"frame_size": FRAME_SIZE}
+def slstm(trial: optuna.Trial, fixed: Mapping[str, Any] = NOTHING_FIXED) -> dict:
+    choose = Choices(trial, fixed)
+    optimizer(choose)
+    spiking_neurons(choose, min_steps=10, max_steps=30)
+    lstm(choose)
+    return choose.constants(frame_size=FRAME_SIZE)
 
 
-# Tried first, before the sampler proposes anything (see search_spaces.common).
-FIRST_TRIALS = {"cnn": CNN_FIRST, "scnn": SPIKING_FIRST, "slstm": LSTM_FIRST}
+FIRST_TRIALS = {"cnn": CNN_FIRST, "scnn": {**SPIKING_FIRST, "num_steps": 15}, "slstm": {**LSTM_FIRST, "num_steps": 15}}

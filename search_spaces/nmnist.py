@@ -2,31 +2,46 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from search_spaces.common import CNN_FIRST, LSTM_FIRST, SPIKING_FIRST, conventional, lstm, optimizer, spiking_neurons
+from search_spaces.common import (
+    CNN_FIRST,
+    LSTM_FIRST,
+    NOTHING_FIXED,
+    SPIKING_FIRST,
+    Choices,
+    capacity,
+    conventional,
+    lstm,
+    optimizer,
+    spiking_neurons,
+)
 
 if TYPE_CHECKING:  # only for annotations: importing a search space does not import Optuna
     import optuna
 
 
-def cnn(trial: optuna.Trial) -> dict:
-    conventional(trial)
-    return {}
+def cnn(trial: optuna.Trial, fixed: Mapping[str, Any] = NOTHING_FIXED) -> dict:
+    choose = Choices(trial, fixed)
+    conventional(choose)
+    return choose.constants()
 
 
-def scnn(trial: optuna.Trial) -> dict:
-    optimizer(trial)
-    spiking_neurons(trial, min_steps=10, max_steps=40)
-    return {}
+def scnn(trial: optuna.Trial, fixed: Mapping[str, Any] = NOTHING_FIXED) -> dict:
+    choose = Choices(trial, fixed)
+    optimizer(choose)
+    capacity(choose)
+    spiking_neurons(choose, min_steps=10, max_steps=40)
+    return choose.constants()
 
 
-def slstm(trial: optuna.Trial) -> dict:
-    optimizer(trial)
-    spiking_neurons(trial, min_steps=10, max_steps=30)
-    lstm(trial)
-    return {}
+def slstm(trial: optuna.Trial, fixed: Mapping[str, Any] = NOTHING_FIXED) -> dict:
+    choose = Choices(trial, fixed)
+    optimizer(choose)
+    spiking_neurons(choose, min_steps=10, max_steps=30)
+    lstm(choose)
+    return choose.constants()
 
 
-# Tried first, before the sampler proposes anything (see search_spaces.common).
 FIRST_TRIALS = {"cnn": CNN_FIRST, "scnn": SPIKING_FIRST, "slstm": LSTM_FIRST}

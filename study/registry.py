@@ -43,9 +43,10 @@ ARCHITECTURES: dict[str, type[Model]] = {
     "slstm": SpikingLSTM,
 }
 
+
 @dataclass(frozen=True)
 class SearchSpace:
-    define: Callable  # Optuna define-by-run: trial -> constants (or None)
+    define: Callable  # Optuna define-by-run: (trial, fixed values) -> constants
     first_trial: dict  # settings known to learn, evaluated before the sampler proposes any
 
 
@@ -57,6 +58,41 @@ SEARCH_SPACES: dict[tuple[str, str], SearchSpace] = {
         "dvsgesture": search_spaces.dvsgesture,
     }.items()
     for arch in ARCHITECTURES
+}
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Hyperparameters a study fixes by name (`--preset`); the search tunes the rest. Capacity applies to
+    the CNN and the spiking CNN alike, so the two are compared at the same capacity; the spiking LSTM
+    takes what applies to it (time steps, readout, population, frame size)."""
+
+    dataset: str
+    about: str
+    values: dict
+
+
+# For GPU users, in the spirit of SpikingJelly's networks (conv-BN-LIF-pool blocks, a population vote).
+PRESETS: dict[str, Preset] = {
+    "mnist-csnn": Preset(
+        "mnist",
+        "SpikingJelly's convolutional SNN for (Fashion-)MNIST: 2 blocks of 48 and 128 channels, 3x3, BatchNorm, T=8",
+        {"blocks": 2, "width": 4.0, "kernel_size": 3, "batch_norm": True, "pooling": "max", "num_steps": 8},
+    ),
+    "nmnist-csnn": Preset(
+        "nmnist",
+        "the same network on N-MNIST's 34x34 events: 2 blocks of 48 and 128 channels, 3x3, BatchNorm, T=16",
+        {"blocks": 2, "width": 4.0, "kernel_size": 3, "batch_norm": True, "pooling": "max", "num_steps": 16},
+    ),
+    "dvsgesture-dvs128": Preset(
+        "dvsgesture",
+        "SpikingJelly's DVS Gesture network: full 128x128 frames, 5 blocks (24-64-128-256-256 channels), 3x3, "
+        "BatchNorm, max pooling, T=16, 10 output neurons per class",
+        {
+            "frame_size": 128, "num_steps": 16, "blocks": 5, "width": 2.0, "kernel_size": 3,
+            "batch_norm": True, "pooling": "max", "population": 10, "readout": "spikes",
+        },
+    ),
 }
 
 

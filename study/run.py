@@ -23,7 +23,8 @@ from study.config import StudySettings
 from study.data.prepare import prepare_data
 from study.errors import UserError
 from study.precision import PRECISIONS
-from study.registry import ARCHITECTURES, DATASETS
+from study.registry import ARCHITECTURES, DATASETS, PRESETS
+from study.search import check_search, fixed_values
 from study.storage import STUDY_FILE, check_new, check_storage_writable, experiment_path, load_study, save_study
 from study.summary import Summary
 
@@ -41,6 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("dataset", choices=sorted(DATASETS), help="dataset to study")
     what.add_argument("--arch", choices=sorted(ARCHITECTURES), help="architecture (default: mnist->cnn, nmnist->scnn, dvsgesture->scnn)")
     what.add_argument("--seed", type=int, default=0, help="seed of the Optuna sampler and of weight initialisation (default 0)")
+    what.add_argument(
+        "--preset",
+        help=f"fix a named set of hyperparameters (capacity, T, ...) and search the rest: {', '.join(sorted(PRESETS))} (see README)",
+    )
+    what.add_argument(
+        "--fix", action="append", default=[], metavar="NAME=VALUE",
+        help="fix one hyperparameter instead of searching it, e.g. --fix readout=membrane_max (repeatable; wins over --preset)",
+    )
 
     budget = parser.add_argument_group("budget")
     budget.add_argument("--num-samples", type=count, help="trials to run (default 20; --smoke: 2)")
@@ -59,11 +68,17 @@ def build_parser() -> argparse.ArgumentParser:
     resources.add_argument("--gpus-per-trial", type=gpu_share, help="GPUs per trial, fractions allowed (default: 1 when the cluster has GPUs, else 0)")
     resources.add_argument("--max-concurrent", type=count, help="trials running at once (default: as many as fit the cluster's CPUs and GPUs)")
     resources.add_argument("--max-failures", type=retries, default=1, help="retries of a trial that raised, from its last checkpoint (default 1)")
-    resources.add_argument(
+
+    training = parser.add_argument_group("precision and initialisation")
+    training.add_argument(
         "--precision",
         choices=PRECISIONS,
         default="auto",
         help="fp32, or bf16 autocast; auto: bf16 where the trial's GPU or CPU computes bf16 natively, else fp32 (default auto)",
+    )
+    training.add_argument(
+        "--no-calibration", dest="calibrate", action="store_false",
+        help="spiking models: keep the initialisation as it is instead of setting input scale and layer gains from the first batch",
     )
 
     cluster = parser.add_argument_group("cluster and storage")
@@ -90,6 +105,8 @@ class Invocation:
     max_concurrent: int | None
     max_failures: int
     checkpoints_dir: Path
+    preset: str | None = None
+    fixed: dict = dataclasses.field(default_factory=dict)  # hyperparameters not searched: the preset's, then --fix
 
     @property
     def experiment_path(self) -> str:
@@ -115,6 +132,7 @@ def interpret(args: argparse.Namespace) -> Invocation:
         test_limit=chosen["test_limit"],
         cpus_per_trial=args.cpus_per_trial,
         precision=args.precision,
+        calibrate=args.calibrate,
     )
     storage = args.storage if "://" in args.storage else str(Path(args.storage).resolve())
     name = args.name or f"{args.dataset}-{arch}" + ("-synthetic" if args.synthetic else "")
@@ -129,6 +147,8 @@ def interpret(args: argparse.Namespace) -> Invocation:
         max_concurrent=args.max_concurrent,
         max_failures=args.max_failures,
         checkpoints_dir=args.checkpoints_dir.resolve(),
+        preset=args.preset,
+        fixed=fixed_values(args.dataset, args.preset, args.fix),
     )
 
 
@@ -173,6 +193,7 @@ def run_study(invocation: Invocation, resume: bool, address: str | None, dashboa
     else:
         check_can_start(invocation)
     settings = invocation.settings
+    check_search(settings, invocation.fixed)
     prepare_data(settings)
     connect_ray(address, dashboard_host)
     gpus_per_trial, max_concurrent = trial_resources(settings.cpus_per_trial, invocation.gpus_per_trial, invocation.max_concurrent)
@@ -183,6 +204,7 @@ def run_study(invocation: Invocation, resume: bool, address: str | None, dashboa
         gpus_per_trial=gpus_per_trial,
         max_concurrent=max_concurrent,
         max_failures=invocation.max_failures,
+        fixed=invocation.fixed,
     )
     if not resume:
         save_study(invocation.storage, invocation.name, to_record(invocation))

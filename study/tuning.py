@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from optuna.samplers import TPESampler
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
-from ray.tune.search.optuna import OptunaSearch
 
 from study.config import METRIC, MODE, StudySettings
+from study.search import first_trial, quiet_optuna, space_of
+from study.searcher import STUDY_NAME, StudySearch, journal_storage
 from study.storage import experiment_path
-from study.registry import SEARCH_SPACES
 from study.trainable import train_trial
 
 # ASHA: every trial gets at least one epoch; at each rung (1, 2, 4, ... epochs) the better half goes on.
@@ -31,6 +31,7 @@ class TunePlan:
     gpus_per_trial: float
     max_concurrent: int  # trials at once; without it Ray runs a custom searcher's trials one by one
     max_failures: int = 1  # retries of a trial that raised, from its last checkpoint
+    fixed: dict = field(default_factory=dict)  # hyperparameters the study fixes (--preset, --fix): not searched
 
     @property
     def experiment_path(self) -> str:
@@ -46,16 +47,34 @@ def trainable(settings: StudySettings, plan: TunePlan, function=train_trial):
     return tune.with_resources(bound, {"cpu": settings.cpus_per_trial, "gpu": plan.gpus_per_trial})
 
 
+def startup_trials(num_samples: int) -> int:
+    """Random trials before TPE models the results: a fifth of the budget, at least 2 (Optuna's default, 10, is half of 20)."""
+    return max(2, num_samples // 5)
+
+
+def sampler(settings: StudySettings, plan: TunePlan) -> TPESampler:
+    """TPE over the joint distribution (`multivariate`), with conditional parameters in their own groups
+    (`group`: the learning rate's range differs per optimizer, momentum exists only for SGD), and the
+    trials still running counted as bad (`constant_liar`), so that concurrent trials spread out."""
+    with quiet_optuna():  # `group` is marked experimental: the warning would repeat in every study's log
+        return TPESampler(
+            seed=settings.seed, n_startup_trials=startup_trials(plan.num_samples), multivariate=True, group=True, constant_liar=True
+        )
+
+
 def build_tuner(settings: StudySettings, plan: TunePlan, function=train_trial) -> tune.Tuner:
     """A new study. metric/mode go to the searcher and the scheduler (Ray rejects them in both places)."""
-    space = SEARCH_SPACES[(settings.dataset, settings.arch)]
-    searcher = OptunaSearch(
-        space=space.define,
-        points_to_evaluate=[space.first_trial],
-        metric=METRIC,
-        mode=MODE,
-        sampler=TPESampler(seed=settings.seed),
-    )
+    with quiet_optuna():
+        searcher = StudySearch(
+            space=space_of(settings, plan.fixed),
+            points_to_evaluate=[first_trial(settings, plan.fixed)],
+            metric=METRIC,
+            mode=MODE,
+            sampler=sampler(settings, plan),
+            storage=journal_storage(plan.experiment_path),
+            study_name=STUDY_NAME,
+            max_t=settings.max_epochs,
+        )
     scheduler = ASHAScheduler(
         time_attr="epoch",  # the trial's own count: a trial restored from an older checkpoint repeats epochs
         metric=METRIC,

@@ -1,0 +1,96 @@
+"""Ray Tune's OptunaSearch, telling Optuna how each trial really ended, with the study kept in the experiment folder.
+
+Ray 2.60's OptunaSearch records a trial that ASHA stopped as COMPLETE with the score of the epoch it
+stopped at (ray/tune/search/optuna/optuna_search.py, `on_trial_complete`), so TPE learns from
+early-epoch scores as if they were final. `StudySearch` tells Optuna instead:
+- a trial that ran every epoch: COMPLETE, with its last score;
+- a trial ASHA stopped early: PRUNED, with its per-epoch scores as intermediate values (Optuna
+  then ranks it by how far it got and how well it did there);
+- a trial that stopped itself because it cannot learn (diverged, silent, saturated): PRUNED at the
+  epoch it stopped, with the reason as the user attribute "failed". Not FAIL: TPE ignores failed
+  trials altogether (optuna/samplers/_tpe/sampler.py keeps COMPLETE and PRUNED ones only), so it would
+  keep proposing the region the trial came from; as a pruned trial at epoch 1 it ranks below every
+  trial that got further;
+- a trial that raised after its retries: FAIL.
+
+The Optuna study lives in a journal file in the experiment folder (`optuna.journal`, for
+optuna-dashboard) when the experiment is on a local or shared disk. Ray pickles the searcher with
+its state only every few seconds, so a study killed in between finds the journal ahead of the
+searcher; `restore` reconciles the two.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+from ray.tune.search.optuna import OptunaSearch
+
+JOURNAL_FILE = "optuna.journal"
+STUDY_NAME = "snn-study"
+FAILED_ATTRIBUTE = "failed"  # Optuna user attribute: why a trial stopped itself
+SELF_STOPPED = ("diverged", "silent", "saturated")  # metrics a trial reports when it cannot learn (study.loop)
+
+
+def journal_storage(experiment: str) -> optuna.storages.BaseStorage | None:
+    """A journal file in the experiment folder; None (Optuna's memory) for remote storage such as s3://."""
+    if "://" in experiment:
+        return None
+    path = Path(experiment) / JOURNAL_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+
+
+class StudySearch(OptunaSearch):
+    """OptunaSearch with trial outcomes as the module docstring says; `max_t` is ASHA's, in `time_attr` units."""
+
+    def __init__(self, *args, max_t: int, time_attr: str = "epoch", **kwargs):
+        super().__init__(*args, **kwargs)
+        self._max_t, self._time_attr = max_t, time_attr
+        self._reported: dict[str, set[int]] = {}  # trial id -> epochs told to Optuna (pickled with the searcher)
+
+    def _tell_step(self, trial_id: str, result: dict) -> None:
+        step, value = result.get(self._time_attr), result.get(self.metric)
+        if step is None or value is None or not math.isfinite(value) or step in self._reported.setdefault(trial_id, set()):
+            return  # a trial resumed from an older checkpoint repeats epochs: the first report stands
+        self._ot_trials[trial_id].report(value, int(step))
+        self._reported[trial_id].add(step)
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if trial_id in self._ot_trials and trial_id not in self._completed_trials:
+            self._tell_step(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return
+        result = result or {}
+        ot_trial = self._ot_trials[trial_id]
+        value = result.get(self.metric)
+        if error or value is None:
+            state, value = TrialState.FAIL, None
+        else:
+            self._tell_step(trial_id, result)  # the result ASHA stopped the trial on never reached on_trial_result
+            reason = next((problem for problem in SELF_STOPPED if result.get(problem)), None)
+            if reason is not None:
+                ot_trial.set_user_attr(FAILED_ATTRIBUTE, reason)
+            if reason is None and result.get(self._time_attr, 0) >= self._max_t and math.isfinite(value):
+                state = TrialState.COMPLETE
+            else:
+                state, value = TrialState.PRUNED, None  # Optuna takes the last intermediate value
+        self._ot_study.tell(ot_trial, value, state=state, skip_if_finished=True)
+        self._completed_trials.add(trial_id)
+
+    def restore(self, checkpoint_path: str) -> None:
+        """The searcher as Ray last saved it, reconciled with a journal that ran ahead of that state."""
+        super().restore(checkpoint_path)
+        storage = self._ot_study._storage
+        for trial_id, ot_trial in self._ot_trials.items():
+            # Finished in the journal after Ray's last save: Ray runs the trial again, Optuna keeps its first record.
+            if trial_id not in self._completed_trials and storage.get_trial(ot_trial._trial_id).state.is_finished():
+                self._completed_trials.add(trial_id)
+        known = {ot_trial._trial_id for ot_trial in self._ot_trials.values()}
+        for frozen in self._ot_study.get_trials(deepcopy=False, states=[TrialState.RUNNING]):
+            if frozen._trial_id not in known:  # asked after Ray's last save: no Ray trial will ever finish it
+                self._ot_study.tell(frozen.number, state=TrialState.FAIL, skip_if_finished=True)
