@@ -42,12 +42,13 @@ LEARNING_RATES = {"adam": (1e-4, 1e-2), "sgd": (1e-2, 3e-1)}
 
 
 def optimizer(choose: Choices) -> None:
-    """Adam or SGD with momentum, each with its own learning-rate range; the batch size."""
+    """Adam or SGD with momentum, each with its own learning-rate range; the batch size (16-64: small batches
+    take more steps per epoch, which short studies on small data sets need; fix a larger one on a GPU)."""
     name = choose.categorical("optimizer", ["adam", "sgd"])
     choose.float("lr", *LEARNING_RATES[name], log=True)  # one name, a range per optimizer: TPE's groups keep them apart
     if name == "sgd":  # momentum only exists for SGD: a conditional parameter
         choose.float("momentum", 0.8, 0.99)
-    choose.categorical("batch_size", [32, 64, 128])
+    choose.categorical("batch_size", [16, 32, 64])
 
 
 def capacity(choose: Choices) -> None:

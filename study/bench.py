@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from analysis.operations import dense_macs
 
+from study import search_bench
 from study.cli import count
 from study.config import Hyperparams
 from study.data.events import event_store
@@ -360,17 +361,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, help="folder holding NMNIST/ (else synthetic data in its format)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="our step's precision, as in a study (default auto: bf16 where native, else fp32)")
     parser.add_argument("--threads", type=count, help="torch threads (default: torch's choice)")
-    parser.add_argument("--out", type=Path, default=Path("bench.json"), help="where to write the JSON report (default ./bench.json)")
+    parser.add_argument("--out", type=Path, help="where to write the JSON report (default ./bench.json; --search: ./bench-search.json)")
+    search = parser.add_argument_group("search quality (--search): short studies, see study.search_bench")
+    search.add_argument("--search", action="store_true", help="measure search quality instead of speed")
+    search.add_argument("--trials", type=count, default=4, help="trials per study (default 4)")
+    search.add_argument("--epochs", type=count, default=10, help="epochs per trial at most (default 10)")
+    search.add_argument("--seed", type=int, default=0, help="the studies' --seed (default 0)")
+    search.add_argument("--archs", default=",".join(search_bench.ALL_ARCHS), help="comma-separated architectures (default all)")
+    search.add_argument("--data", default=",".join(search_bench.ALL_DATA), help=f"comma-separated data sets (default all: {', '.join(search_bench.ALL_DATA)})")
     args = parser.parse_args(argv)
+    if args.search:
+        archs, data = args.archs.split(","), args.data.split(",")
+        unknown = sorted(set(archs) - set(search_bench.ALL_ARCHS)) + sorted(set(data) - set(search_bench.ALL_DATA))
+        if unknown:
+            print(f"error: unknown architecture or data set {', '.join(unknown)}; valid: {', '.join(search_bench.ALL_ARCHS + search_bench.ALL_DATA)}.", file=sys.stderr)
+            return 2
+        return search_bench.main_search(args.trials, args.epochs, args.seed, archs, data, args.out or Path("bench-search.json"))
     if args.device == "cuda" and not torch.cuda.is_available():
         print("error: --device cuda, but torch sees no CUDA device.", file=sys.stderr)
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)
     measured = run(args)
-    write_atomically(args.out, json.dumps(measured, indent=2) + "\n")
+    out = args.out or Path("bench.json")
+    write_atomically(out, json.dumps(measured, indent=2) + "\n")
     print(table(measured))
-    print(f"Written: {args.out}")
+    print(f"Written: {out}")
     return 0
 
 

@@ -10,7 +10,7 @@ from torch.utils.data import Dataset
 
 from study.config import Hyperparams, StudySettings
 from study.data.prepare import prepare_data
-from study.loop import input_adapter, make_loader, measure, test_dataset
+from study.loop import input_adapter, make_loader, measure, trial_test_set
 from study.precision import resolve
 
 
@@ -23,7 +23,7 @@ class FinalTestResult:
 
 def final_test(settings: StudySettings, model, hp: Hyperparams, device, test_set: Dataset | None = None) -> FinalTestResult:
     """`model` (trained with `hp`) measured on the test split of `settings` (or on `test_set`, that split already open)."""
-    test_set = test_set if test_set is not None else test_dataset(settings, hp)
+    test_set = test_set if test_set is not None else trial_test_set(settings, hp)
     loader, adapt = make_loader(test_set, hp.batch_size, shuffle=False), input_adapter(settings.dataset, settings.arch, hp)
     result = measure(model, loader, adapt, device, resolve(settings.precision, device))
     return FinalTestResult(result.acc, result.loss if math.isfinite(result.loss) else None, len(test_set))
@@ -44,4 +44,4 @@ def checkpoint_test_split(payload: dict, data_dir: Path, test_limit: int | None)
         test_limit=test_limit,
     )
     prepare_data(settings, splits=(False,))
-    return settings, hp, test_dataset(settings, hp)
+    return settings, hp, trial_test_set(settings, hp)

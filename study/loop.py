@@ -67,7 +67,7 @@ def trial_datasets(settings: StudySettings, hp: Hyperparams) -> tuple[Dataset, D
     return train_val_datasets(DATASETS[settings.dataset].source, settings, frame_spec(settings.arch, hp))
 
 
-def test_dataset(settings: StudySettings, hp: Hyperparams) -> Dataset:
+def trial_test_set(settings: StudySettings, hp: Hyperparams) -> Dataset:
     """The test split as a model with `hp` sees it (used once per study, for its best model)."""
     return final_test_set(DATASETS[settings.dataset].source, settings, frame_spec(settings.arch, hp))
 
@@ -95,6 +95,7 @@ class EpochResult:
     acc: float
     layer_rates: dict[str, float] = field(default_factory=dict)  # spiking models: spikes per neuron per step, by layer
     spike_rate: float | None = None  # the same over every recorded layer; None for a model that does not spike
+    samples: int = 0  # how many the loss and accuracy are over
 
     @property
     def diverged(self) -> bool:
@@ -145,7 +146,7 @@ def _run_epoch(model, loader, adapt, device, optimizer=None, precision: str = "f
             correct += int((output.scores.argmax(1) == targets).sum())
             seen += len(targets)
             tally.add(output)
-    return EpochResult(total_loss / seen, correct / seen, tally.rates(), tally.overall())
+    return EpochResult(total_loss / seen, correct / seen, tally.rates(), tally.overall(), seen)
 
 
 def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer, adapt: Adapter, device, precision: str = "fp32") -> EpochResult:
@@ -160,7 +161,7 @@ def measure(model: nn.Module, loader: DataLoader, adapt: Adapter, device, precis
 
 # What every trial reports each epoch (plus `epoch`; for spiking models `spike_rate` and `spike_rate_<layer>`
 # on the validation set; `diverged`, `silent` or `saturated` when it was).
-EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "spike_rate", "epoch_seconds")
+EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "val_samples", "spike_rate", "epoch_seconds")
 LAYER_RATE = "spike_rate_"  # prefix of a layer's spike rate: spike_rate_lif1, spike_rate_out, ...
 # A layer firing at this share of its neurons' steps or more, over a whole epoch, carries no information.
 SATURATED_RATE = 0.95
@@ -183,6 +184,7 @@ def epoch_metrics(epoch: int, train: EpochResult, val: EpochResult, seconds: flo
         "train_acc": train.acc,
         "val_loss": val.loss,
         "val_acc": val.acc,
+        "val_samples": val.samples,
         "epoch_seconds": seconds,
     }
     if val.spike_rate is not None:

@@ -33,7 +33,7 @@ class DatasetEntry:
 DATASETS: dict[str, DatasetEntry] = {
     "mnist": DatasetEntry(MNIST_SOURCE, "cnn", write_mnist, (60, 15)),
     "nmnist": DatasetEntry(NMNIST_SOURCE, "scnn", write_nmnist, (60, 15)),
-    "dvsgesture": DatasetEntry(DVSGESTURE_SOURCE, "scnn", write_dvsgesture, (12, 4)),
+    "dvsgesture": DatasetEntry(DVSGESTURE_SOURCE, "scnn", write_dvsgesture, (36, 6)),
 }
 
 # Every architecture runs on every dataset: (input shape of one step, classes, hyperparameters) -> module.

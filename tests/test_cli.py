@@ -105,10 +105,26 @@ def test_corrupt_event_files_stop_the_study_before_any_trial_naming_a_file(tmp_p
     root = ensure_synthetic("nmnist", tmp_path / "data" / "synthetic", write_nmnist, 20, 5)
     for sample in (root / "NMNIST" / "Train" / "3").glob("*.bin"):  # every subset holds some threes
         sample.write_bytes(sample.read_bytes()[:-2])
-    args = ["nmnist", "--arch", "cnn", "--smoke", "--synthetic", "--max-failures", "0",
-            "--data-dir", str(tmp_path / "data"), "--storage", str(tmp_path / "results")]
+    args = ["nmnist", "--arch", "cnn", "--smoke", "--synthetic", "--max-failures", "0", "--data-dir", str(tmp_path / "data"),
+            "--storage", str(tmp_path / "results"), "--checkpoints-dir", str(tmp_path / "checkpoints")]
     assert main(args) == 2
     error = capsys.readouterr().err.replace("\n", " ")
     assert re.search(r"Cannot read \S+/Train/3/\d+\.bin", error)
     assert "truncated or corrupt" in error
     assert not (tmp_path / "results" / "nmnist-cnn-synthetic").exists()  # the driver decodes first: no trial ran
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["mnist", "--preset", "dvsgesture-dvs128"], "Unknown preset 'dvsgesture-dvs128' for mnist. Presets for mnist: mnist-csnn"),
+        (["mnist", "--arch", "scnn", "--fix", "readout=votes"], "Unknown readout 'votes'. Valid readouts: membrane_max, membrane_mean, spikes."),
+        (["mnist", "--fix", "blocks=5"], "blocks=5 do not fit a 28x28 input: each block halves the frame, so at most 4 fit"),
+        (["mnist", "--fix", "pooling=median"], "Unknown pooling 'median'. Valid poolings: avg, max."),
+    ],
+)
+def test_bad_presets_names_and_capacities_exit_2_before_any_trial(args, says, tmp_path, capsys):
+    status = main([*args, "--synthetic", "--data-dir", str(tmp_path / "data"), "--storage", str(tmp_path / "results")])
+    assert status == 2
+    assert says in " ".join(capsys.readouterr().err.split())
+    assert not list((tmp_path / "results").glob("*"))  # no experiment was started

@@ -68,6 +68,21 @@ def test_smoke_study_writes_summary_and_a_loadable_best_model(workspace, ray_run
     assert exported["test_acc"] == best["test_acc"] and exported["synthetic"] is True
 
 
+def test_fixed_values_reach_every_trial_and_the_journal_records_the_search(workspace, ray_runtime):
+    import optuna
+
+    args = smoke_args(workspace, "mnist", "cnn") + ["--name", "fixed", "--fix", "blocks=3", "--fix", "dropout=0.25", "--num-samples", "3"]
+    assert main(args) == 0
+    summary = json.loads((workspace / "results" / "fixed" / "summary.json").read_text())
+    assert all(t["config"]["blocks"] == 3 and t["config"]["dropout"] == 0.25 for t in summary["trials"])
+    journal = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(workspace / "results" / "fixed" / "optuna.journal")))
+    study = optuna.load_study(study_name="snn-study", storage=journal)
+    assert len(study.trials) == 3 and all("blocks" not in t.params and "dropout" not in t.params for t in study.trials)
+    states = {t.state for t in study.trials}
+    assert states <= {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED} and optuna.trial.TrialState.COMPLETE in states
+    assert all(t.intermediate_values for t in study.trials)  # per-epoch validation accuracy
+
+
 def test_resuming_a_finished_study_reruns_nothing(workspace, ray_runtime):
     if not (workspace / "results" / "nmnist-scnn-synthetic").exists():
         assert main(smoke_args(workspace, "nmnist", "scnn")) == 0

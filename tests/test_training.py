@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import shutil
 
 import pytest
@@ -15,7 +16,7 @@ from study.data.sources import MNIST_SOURCE
 from study.loop import OPTIMIZERS, input_adapter, make_loader, measure, train_one_epoch
 from study.registry import build_model
 
-from digits import write_digits_as_mnist
+from study.data.digits import write_digits_as_mnist
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +80,31 @@ def test_trial_reports_every_epoch_and_resumes_from_its_checkpoint(data_root, mo
     assert [m["epoch"] for m in reports] == [3]
     epoch3 = torch.load(saved[3].path + "/" + TRIAL_CHECKPOINT_FILE, weights_only=True)
     assert epoch3["optimizer"]["state"][0]["step"] == 3 * 3  # Adam's step count went on: 3 batches an epoch
+
+
+@pytest.mark.parametrize("calibrated, stops", [(False, True), (True, False)])
+def test_a_silent_trial_stops_after_its_first_epoch_unless_calibration_wakes_it(data_root, monkeypatch, calibrated, stops):
+    """A threshold no plainly initialised network reaches: silent for a whole epoch, the trial says so and stops."""
+    from types import SimpleNamespace
+
+    from ray import tune
+
+    from study.outcome import trial_status
+    from study.trainable import train_trial
+
+    reports = []
+    monkeypatch.setattr(tune, "report", lambda metrics, checkpoint: reports.append(metrics))
+    monkeypatch.setattr(tune, "get_checkpoint", lambda: None)
+    settings = StudySettings("nmnist", "scnn", data_root, max_epochs=3, train_limit=40, val_limit=20, calibrate=calibrated)
+    train_trial({"num_steps": 5, "threshold": 50.0, "batch_size": 16, "readout": "spikes"}, settings)
+    if stops:
+        assert [m["epoch"] for m in reports] == [1] and reports[0]["silent"] is True
+        assert reports[0]["spike_rate_out"] == 0.0 and reports[0]["val_loss"] == pytest.approx(math.log(10))  # no score: ln(classes)
+        result = SimpleNamespace(metrics=reports[-1], error=None)
+        assert trial_status(result, max_epochs=3) == "silent"
+    else:
+        assert [m["epoch"] for m in reports] == [1, 2, 3] and not any(m.get("silent") for m in reports)
+        assert all(reports[0][f"spike_rate_{layer}"] > 0.01 for layer in ("lif1", "lif2", "out"))
 
 
 @pytest.mark.slow

@@ -19,8 +19,10 @@ from study.data.sources import COMPLETE_MARKER, SYNTHETIC_MARKER
 from study.files import write_atomically
 
 SEED = 1234
-# Bump when a writer below changes what it writes: data of an older version is then written again.
+# Bump when a writer below, or the sizes study.registry asks of it, change: older data is then written again.
 GENERATOR_VERSION = 2
+# What each writer writes under the root (removed before data of a newer version is written).
+DATASET_FOLDERS = {"mnist": ("MNIST",), "nmnist": ("NMNIST",), "dvsgesture": ("DVSGesture",)}
 
 
 def class_templates(num_classes: int, size: int, seed: int = SEED) -> np.ndarray:
@@ -139,14 +141,19 @@ def _gesture_events(label: int, num_classes: int, rng: np.random.Generator, n_ev
     return events.astype(np.int32)
 
 
+# Real DVS Gesture: users 1-23 train, 24-29 test, each recorded under up to five lightings.
+USERS = {"ibmGestureTrain": range(1, 24), "ibmGestureTest": range(24, 30)}
+
+
 def write_dvsgesture(root: Path, train_per_class: int, test_per_class: int, seed: int = SEED) -> None:
     num_classes = len(tonic.datasets.DVSGesture.classes)
     rng = np.random.default_rng(seed)
-    # Real DVS Gesture: users 1-23 train, 24-29 test; one file per gesture class per recording.
-    for folder, per_class, first_user in (("ibmGestureTrain", train_per_class, 1), ("ibmGestureTest", test_per_class, 24)):
-        split = Path(root) / "DVSGesture" / folder
-        for recording in range(per_class):
-            user = split / f"user{first_user + recording:02d}_{LIGHTINGS[recording % len(LIGHTINGS)]}"
+    for folder, per_class in (("ibmGestureTrain", train_per_class), ("ibmGestureTest", test_per_class)):
+        split, users = Path(root) / "DVSGesture" / folder, USERS[folder]
+        if per_class > len(users) * len(LIGHTINGS):
+            raise ValueError(f"{folder} holds at most {len(users) * len(LIGHTINGS)} recordings of each gesture")
+        for recording in range(per_class):  # one file per gesture class per recording, as in the real set
+            user = split / f"user{users[recording % len(users)]:02d}_{LIGHTINGS[recording // len(users)]}"
             user.mkdir(parents=True, exist_ok=True)
             for label in range(num_classes):
                 write_atomically(user / f"{label}.npy", npy_bytes(_gesture_events(label, num_classes, rng, 1500)))
@@ -156,8 +163,8 @@ def write_dvsgesture(root: Path, train_per_class: int, test_per_class: int, seed
 def ensure_synthetic(dataset: str, root: Path, writer, train_per_class: int, test_per_class: int) -> Path:
     """Write `dataset` with `writer` under `root` unless this generator version already did, and mark the root synthetic.
 
-    Data of an older generator is written again, and the root's decoded event stores are dropped with it
-    (a store is keyed by folder and sample count, which do not change).
+    Data of an older generator is written again (its folders first removed), and the root's decoded
+    event stores are dropped with it (a store is keyed by folder and sample count).
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -167,6 +174,8 @@ def ensure_synthetic(dataset: str, root: Path, writer, train_per_class: int, tes
         for older in root.glob(f".{dataset}-written*"):
             older.unlink()
             shutil.rmtree(root / "cache", ignore_errors=True)
+            for folder in DATASET_FOLDERS[dataset]:
+                shutil.rmtree(root / folder, ignore_errors=True)
         writer(root, train_per_class, test_per_class)
         done.touch()
     return root

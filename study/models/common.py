@@ -57,6 +57,11 @@ def class_scores(output_spikes: torch.Tensor, num_classes: int) -> torch.Tensor:
 
 
 def flat_features(features: nn.Module, input_shape: tuple[int, int, int]) -> int:
-    """Number of features `features` makes of one [C, H, W] input."""
-    with torch.no_grad():
-        return features(torch.zeros(1, *input_shape)).numel()
+    """Number of features `features` makes of one [C, H, W] input (in eval mode: BatchNorm statistics stay untouched)."""
+    training = features.training
+    features.eval()
+    try:
+        with torch.no_grad():
+            return features(torch.zeros(1, *input_shape)).numel()
+    finally:
+        features.train(training)

@@ -1,7 +1,8 @@
 """scikit-learn's 1797 real 8x8 handwritten digits, written in MNIST's on-disk format.
 
-Real data that needs no download: the tests train on it, and so can a whole study:
-    PYTHONPATH=tests python -c "from digits import write_digits_as_mnist; write_digits_as_mnist('digits')"
+Real data that needs no download (scikit-learn ships it; it is a development dependency): the tests
+and the search benchmark train on it, and so can a whole study:
+    python -c "from study.data.digits import write_digits_as_mnist; write_digits_as_mnist('digits')"
     python -m study.run mnist --data-dir digits
 """
 
@@ -10,8 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from sklearn.datasets import load_digits
-
 from study.data.synthetic import write_idx
 
 TRAIN_SAMPLES = 1437  # the rest (360) is the test split
@@ -19,6 +18,7 @@ TRAIN_SAMPLES = 1437  # the rest (360) is the test split
 
 def write_digits_as_mnist(root: Path) -> Path:
     """Upscale to 28x28 (3x3 blocks, 2-pixel border) and write MNIST idx files under root/MNIST/raw."""
+    from sklearn.datasets import load_digits  # scikit-learn is needed here only
     digits = load_digits()
     images = np.kron(digits.images / 16.0 * 255, np.ones((3, 3)))
     images = np.pad(images, ((0, 0), (2, 2), (2, 2)))

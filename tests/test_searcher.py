@@ -1,0 +1,139 @@
+"""The search: what Optuna is told about each trial, the study's journal, fixed values and presets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from search_spaces.common import LEARNING_RATES
+from study.config import StudySettings
+from study.errors import UserError
+from study.search import check_search, first_trial, fixed_values, space_of
+from study.search_bench import above_chance
+from study.searcher import FAILED_ATTRIBUTE, STUDY_NAME, StudySearch, journal_storage
+from study.tuning import TunePlan, sampler, startup_trials
+
+SETTINGS = StudySettings("nmnist", "scnn", Path("data"), max_epochs=3)
+
+
+def searcher(storage=None) -> StudySearch:
+    return StudySearch(
+        space=space_of(SETTINGS, {}), metric="val_acc", mode="max", max_t=3, storage=storage, study_name=STUDY_NAME,
+        sampler=optuna.samplers.RandomSampler(seed=0),
+    )
+
+
+def run_trial(search: StudySearch, trial_id: str, accuracies: list[float], last_extra: dict | None = None, error: bool = False):
+    search.suggest(trial_id)
+    results = [{"epoch": epoch, "val_acc": acc} for epoch, acc in enumerate(accuracies, start=1)]
+    for result in results[:-1]:
+        search.on_trial_result(trial_id, result)
+    # Ray hands the searcher the result the scheduler stopped the trial on only at completion.
+    search.on_trial_complete(trial_id, result=None if error else {**results[-1], **(last_extra or {})}, error=error)
+
+
+def test_optuna_learns_how_each_trial_really_ended():
+    search = searcher()
+    run_trial(search, "full", [0.3, 0.5, 0.7])
+    run_trial(search, "stopped", [0.2, 0.25])  # ASHA stopped it after epoch 2
+    run_trial(search, "silent", [0.1], {"silent": True})
+    run_trial(search, "broken", [0.1], error=True)
+    trials = {t.number: t for t in search._ot_study.get_trials()}
+    full, stopped, silent, broken = (trials[i] for i in range(4))
+    assert full.state == TrialState.COMPLETE and full.value == 0.7 and full.intermediate_values == {1: 0.3, 2: 0.5, 3: 0.7}
+    assert stopped.state == TrialState.PRUNED and stopped.intermediate_values == {1: 0.2, 2: 0.25}
+    assert silent.state == TrialState.PRUNED and silent.user_attrs[FAILED_ATTRIBUTE] == "silent"
+    assert broken.state == TrialState.FAIL
+
+
+def test_a_repeated_epoch_keeps_its_first_report():
+    search = searcher()
+    search.suggest("t")
+    search.on_trial_result("t", {"epoch": 1, "val_acc": 0.4})
+    search.on_trial_result("t", {"epoch": 1, "val_acc": 0.9})  # resumed from an older checkpoint
+    search.on_trial_complete("t", {"epoch": 2, "val_acc": 0.5})
+    assert search._ot_study.trials[0].intermediate_values == {1: 0.4, 2: 0.5}
+
+
+def test_the_journal_survives_a_restore_that_ran_behind_it(tmp_path):
+    """Ray saves the searcher every few seconds; the journal may hold trials finished (or started) after that."""
+    search = searcher(journal_storage(str(tmp_path)))
+    run_trial(search, "a", [0.3, 0.4, 0.5])
+    search.suggest("b")
+    search.on_trial_result("b", {"epoch": 1, "val_acc": 0.2})
+    search.save(str(tmp_path / "searcher.pkl"))
+    search.on_trial_complete("b", {"epoch": 3, "val_acc": 0.6})  # finished after the save...
+    search.suggest("c")  # ...and c was asked after it: no Ray trial will finish it
+
+    restored = searcher(journal_storage(str(tmp_path)))
+    restored.restore(str(tmp_path / "searcher.pkl"))
+    restored.on_trial_result("b", {"epoch": 2, "val_acc": 0.3})  # Ray runs b again: no error, no second record
+    restored.on_trial_complete("b", {"epoch": 3, "val_acc": 0.6})
+    states = [t.state for t in optuna.load_study(study_name=STUDY_NAME, storage=journal_storage(str(tmp_path))).trials]
+    assert states == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.FAIL]
+    assert (tmp_path / "optuna.journal").is_file()
+
+
+def test_remote_experiments_keep_the_study_in_memory():
+    assert journal_storage("s3://bucket/results/name") is None
+
+
+def test_tpe_spends_a_fifth_of_the_budget_at_random_and_models_parameters_jointly():
+    assert [startup_trials(n) for n in (4, 10, 20, 50)] == [2, 2, 4, 10]
+    tpe = sampler(SETTINGS, TunePlan("x", "/tmp", num_samples=20, gpus_per_trial=0, max_concurrent=1))
+    assert tpe._n_startup_trials == 4 and tpe._multivariate and tpe._group and tpe._constant_liar
+
+
+def test_each_optimizer_searches_its_own_learning_rates():
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    for _ in range(40):
+        trial = study.ask()
+        space_of(SETTINGS, {})(trial)
+        low, high = LEARNING_RATES[trial.params["optimizer"]]
+        assert low <= trial.params["lr"] <= high
+        study.tell(trial, 0.0)
+
+
+def test_fixed_values_are_not_searched_and_reach_every_trial():
+    fixed = fixed_values("nmnist", "nmnist-csnn", ["readout=membrane_max", "num_steps=20", "learn_beta=true"])
+    assert fixed["blocks"] == 2 and fixed["batch_norm"] is True and fixed["num_steps"] == 20 and fixed["learn_beta"] is True
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(5):
+        trial = study.ask()
+        config = {**space_of(SETTINGS, fixed)(trial)}
+        assert not set(fixed) & set(trial.params)  # Optuna never asked for them
+        assert config.items() >= fixed.items()
+        study.tell(trial, 0.0)
+    assert first_trial(SETTINGS, fixed).keys().isdisjoint(fixed)
+
+
+def test_a_fixed_optimizer_drops_the_first_trials_learning_rate_of_another():
+    first = first_trial(SETTINGS, {"optimizer": "sgd"})
+    assert "lr" not in first  # 2e-3 lies outside SGD's range
+    assert check_search(SETTINGS, {"optimizer": "sgd"})["optimizer"] == "sgd"
+
+
+@pytest.mark.parametrize(
+    "preset, fixes, says",
+    [
+        ("dvsgesture-dvs128", [], "Unknown preset 'dvsgesture-dvs128' for nmnist. Presets for nmnist: nmnist-csnn"),
+        (None, ["readout=votes"], "Unknown readout 'votes'. Valid readouts: membrane_max, membrane_mean, spikes."),
+        (None, ["blocks=6"], "blocks=6 do not fit a 34x34 input"),
+        (None, ["betta=0.9"], "Unknown hyperparameter 'betta'"),
+        (None, ["num_steps=many"], "num_steps takes a int"),
+        (None, ["optimizer=rmsprop"], "Unknown optimizer 'rmsprop'. Valid optimizers: adam, sgd."),
+        (None, ["beta"], "write NAME=VALUE"),
+    ],
+)
+def test_bad_presets_names_and_capacities_are_refused_before_any_trial(preset, fixes, says):
+    with pytest.raises(UserError, match=says):
+        check_search(SETTINGS, fixed_values("nmnist", preset, fixes))
+
+
+def test_above_chance_is_a_binomial_test_on_the_validation_set():
+    assert not above_chance(2 / 13, 13, 11)  # 2 of 13 recordings: could be luck at 1 in 11
+    assert above_chance(4 / 13, 13, 11)
+    assert not above_chance(0.12, 600, 10) and above_chance(0.14, 600, 10)
