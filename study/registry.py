@@ -31,9 +31,9 @@ class DatasetEntry:
 
 
 DATASETS: dict[str, DatasetEntry] = {
-    "mnist": DatasetEntry(MNIST_SOURCE, "cnn", write_mnist, (60, 15)),
-    "nmnist": DatasetEntry(NMNIST_SOURCE, "scnn", write_nmnist, (60, 15)),
-    "dvsgesture": DatasetEntry(DVSGESTURE_SOURCE, "scnn", write_dvsgesture, (36, 6)),
+    "mnist": DatasetEntry(MNIST_SOURCE, "cnn", write_mnist, (300, 50)),
+    "nmnist": DatasetEntry(NMNIST_SOURCE, "scnn", write_nmnist, (300, 50)),
+    "dvsgesture": DatasetEntry(DVSGESTURE_SOURCE, "scnn", write_dvsgesture, (98, 24)),
 }
 
 # Every architecture runs on every dataset: (input shape of one step, classes, hyperparameters) -> module.
