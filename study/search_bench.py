@@ -9,7 +9,7 @@ progress.csv) and reports per study:
 - silent, saturated and diverged trials;
 - the best validation accuracy and the best model's test accuracy.
 "Above chance" is a one-sided binomial test of the validation accuracy against 1 / classes at the
-5% level (scipy.stats.binomtest), so it means the same on 13 validation recordings as on 600 digits.
+5% level (study.loop.above_chance, scipy.stats.binomtest), the rule trials themselves stop by.
 """
 
 from __future__ import annotations
@@ -23,13 +23,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
-from scipy.stats import binomtest
-
 from study.config import METRIC
+from study.loop import above_chance
 from study.registry import ARCHITECTURES, DATASETS
 from study.summary import FAILED_TO_LEARN, read_summary
 
-SIGNIFICANCE = 0.05
 # (label, dataset, --synthetic?): the synthetic sets, and the real digits in MNIST's format.
 DATA = (("mnist-synthetic", "mnist", True), ("nmnist-synthetic", "nmnist", True), ("dvsgesture-synthetic", "dvsgesture", True), ("digits", "mnist", False))
 
@@ -47,12 +45,6 @@ class SearchOutcome:
     test_acc: float | None
     test_samples: int | None
     seconds: float
-
-
-def above_chance(accuracy: float, samples: int, classes: int) -> bool:
-    """Whether `accuracy` on `samples` is significantly above chance (one-sided binomial test)."""
-    correct = round(accuracy * samples)
-    return samples > 0 and binomtest(correct, samples, 1.0 / classes, alternative="greater").pvalue < SIGNIFICANCE
 
 
 def outcome_of(experiment: Path, data: str, arch: str, classes: int, seconds: float) -> SearchOutcome:

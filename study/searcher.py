@@ -6,7 +6,7 @@ early-epoch scores as if they were final. `StudySearch` tells Optuna instead:
 - a trial that ran every epoch: COMPLETE, with its last score;
 - a trial ASHA stopped early: PRUNED, with its per-epoch scores as intermediate values (Optuna
   then ranks it by how far it got and how well it did there);
-- a trial that stopped itself because it cannot learn (diverged, silent, saturated): PRUNED at the
+- a trial that stopped itself because it cannot learn (diverged, silent, saturated, stalled): PRUNED at the
   epoch it stopped, with the reason as the user attribute "failed". Not FAIL: TPE ignores failed
   trials altogether (optuna/samplers/_tpe/sampler.py keeps COMPLETE and PRUNED ones only), so it would
   keep proposing the region the trial came from; as a pruned trial at epoch 1 it ranks below every
@@ -28,10 +28,11 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
+from study.summary import SELF_STOPPING_METRICS
+
 JOURNAL_FILE = "optuna.journal"
 STUDY_NAME = "snn-study"
 FAILED_ATTRIBUTE = "failed"  # Optuna user attribute: why a trial stopped itself
-SELF_STOPPED = ("diverged", "silent", "saturated")  # metrics a trial reports when it cannot learn (study.loop)
 
 
 def journal_storage(experiment: str) -> optuna.storages.BaseStorage | None:
@@ -72,7 +73,7 @@ class StudySearch(OptunaSearch):
             state, value = TrialState.FAIL, None
         else:
             self._tell_step(trial_id, result)  # the result ASHA stopped the trial on never reached on_trial_result
-            reason = next((problem for problem in SELF_STOPPED if result.get(problem)), None)
+            reason = next((problem for problem in SELF_STOPPING_METRICS if result.get(problem)), None)
             if reason is not None:
                 ot_trial.set_user_attr(FAILED_ATTRIBUTE, reason)
             if reason is None and result.get(self._time_attr, 0) >= self._max_t and math.isfinite(value):

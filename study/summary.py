@@ -27,11 +27,14 @@ class TrialStatus(StrEnum):
     DIVERGED = "diverged"  # its loss became NaN or infinite; it stopped itself
     SILENT = "silent"  # a layer emitted no spike in the whole first epoch; it stopped itself
     SATURATED = "saturated"  # a layer fired at almost every step in the first epoch; it stopped itself
+    STALLED = "stalled"  # its validation accuracy was still at chance after study.loop.STALLED_AFTER epochs; it stopped itself
     ERROR = "error"  # it raised, also after its retries
 
 
-# Statuses of trials that stopped themselves because they could not learn (the searcher is told so).
-FAILED_TO_LEARN = (TrialStatus.DIVERGED, TrialStatus.SILENT, TrialStatus.SATURATED)
+# Statuses of trials that stopped themselves because they could not learn (the searcher is told so);
+# each is also the name of the metric the trial reported it with (study.loop.epoch_metrics).
+FAILED_TO_LEARN = (TrialStatus.DIVERGED, TrialStatus.SILENT, TrialStatus.SATURATED, TrialStatus.STALLED)
+SELF_STOPPING_METRICS = tuple(status.value for status in FAILED_TO_LEARN)
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,7 @@ from study.loop import (
 from study.models.calibration import calibrate
 from study.precision import resolve
 from study.registry import DATASETS, build_model
-
-# Metrics that end a trial: it reports them and stops (see study.loop.epoch_metrics).
-STOPPING_PROBLEMS = ("diverged", "silent", "saturated")
+from study.summary import SELF_STOPPING_METRICS
 
 
 def resume_state(checkpoint) -> dict | None:
@@ -95,6 +93,7 @@ def train_trial(config: dict, settings: StudySettings) -> None:
     from ray import tune  # imported here so that importing this module needs no Ray runtime
 
     hp = Hyperparams.from_dict(config)
+    source = DATASETS[settings.dataset].source
     torch.set_num_threads(settings.torch_threads)
     torch.manual_seed(settings.seed)
     device = pick_device(in_trial=True)
@@ -116,7 +115,7 @@ def train_trial(config: dict, settings: StudySettings) -> None:
     elif settings.calibrate and model.spiking:
         train_loader.generator.manual_seed(settings.seed + 1)
         inputs, _ = next(iter(train_loader))  # epoch 1's first training batch
-        calibration = calibrate(model, adapt(inputs.to(device)), events=DATASETS[settings.dataset].source.kind == "events")
+        calibration = calibrate(model, adapt(inputs.to(device)), events=source.kind == "events")
         print(f"Calibrated on the first training batch: {calibration.describe()}", flush=True)
 
     for epoch in range(first_epoch, settings.max_epochs + 1):
@@ -125,7 +124,9 @@ def train_trial(config: dict, settings: StudySettings) -> None:
         train = train_one_epoch(model, train_loader, optimizer, adapt, device, precision)
         # A diverged network has nothing left to learn or to validate: report it and stop the trial.
         val = measure(model, val_loader, adapt, device, precision) if not train.diverged else DIVERGED
-        metrics = epoch_metrics(epoch, train, val, time.perf_counter() - started, check_firing=epoch == 1)
+        metrics = epoch_metrics(
+            epoch, train, val, time.perf_counter() - started, classes=source.num_classes, epochs_left=settings.max_epochs - epoch
+        )
         _report(metrics, model, optimizer, settings, hp)
-        if any(metrics.get(problem) for problem in STOPPING_PROBLEMS):
-            return  # nothing left to learn: a diverged network, or one silent or saturated for a whole epoch
+        if any(metrics.get(problem) for problem in SELF_STOPPING_METRICS):
+            return  # nothing left to learn: diverged, silent or saturated for a whole epoch, or still at chance

@@ -147,3 +147,16 @@ def test_firing_problems():
     assert firing_problem({"lif1": 0.1, "out": 0.0}) == "silent"
     assert firing_problem({"lif1": 0.97, "out": 0.2}) == "saturated"
     assert firing_problem({}) is None  # a network that does not spike has nothing to check
+
+
+def test_a_trial_at_chance_after_two_epochs_is_stalled_when_that_saves_epochs():
+    from study.loop import EpochResult, epoch_metrics
+
+    train = EpochResult(2.0, 0.1, {"lif1": 0.1}, 0.1, 900)
+    at_chance, learning = EpochResult(2.3, 0.11, {"lif1": 0.1}, 0.1, 300), EpochResult(1.5, 0.15, {"lif1": 0.1}, 0.1, 300)
+    assert epoch_metrics(2, train, at_chance, 1.0, classes=10, epochs_left=3).get("stalled")  # 33 of 300 right: chance
+    assert not epoch_metrics(2, train, learning, 1.0, classes=10, epochs_left=3).get("stalled")  # 45 of 300: above it
+    assert not epoch_metrics(1, train, at_chance, 1.0, classes=10, epochs_left=4).get("stalled")  # too early
+    assert not epoch_metrics(2, train, at_chance, 1.0, classes=10, epochs_left=0).get("stalled")  # nothing left to save
+    tiny = EpochResult(2.3, 0.1, {"lif1": 0.1}, 0.1, 20)
+    assert not epoch_metrics(2, train, tiny, 1.0, classes=10, epochs_left=3).get("stalled")  # 2 a class cannot tell

@@ -12,7 +12,7 @@ from search_spaces.common import LEARNING_RATES
 from study.config import StudySettings
 from study.errors import UserError
 from study.search import check_search, first_trial, fixed_values, space_of
-from study.search_bench import above_chance
+from study.loop import above_chance
 from study.searcher import FAILED_ATTRIBUTE, STUDY_NAME, StudySearch, journal_storage
 from study.tuning import TunePlan, sampler, startup_trials
 
