@@ -14,6 +14,7 @@ from analysis.experiment import Experiment
 from analysis.operations import OperationCount
 from study.config import Hyperparams
 from study.files import write_atomically
+from study.statistics import Interval
 
 SECTION = "Comparison"
 
@@ -43,6 +44,11 @@ class StudyRow:
     ops: float
     activation_sparsity: float
     operation_samples: int  # test samples the operations were averaged over
+    saw: str = ""  # what its input was, in words
+    repeats: int = 0  # trainings of the best configuration with new seeds
+    repeat_acc: Interval | None = None  # their test accuracy: mean, std, 95% CI
+    output_silent: bool = False  # the best model emitted no output spike on the test split
+    experiment: str = ""  # the experiment folder it belongs to (pairs within one folder have a paired test)
 
 
 def study_row(experiment: Experiment, operations: OperationCount, hp: Hyperparams, operation_samples: int) -> StudyRow:
@@ -70,7 +76,20 @@ def study_row(experiment: Experiment, operations: OperationCount, hp: Hyperparam
         ops=operations.ops,
         activation_sparsity=operations.activation_sparsity,
         operation_samples=operation_samples,
+        saw=experiment.architecture.saw,
+        repeats=len(experiment.architecture.repeats),
+        repeat_acc=experiment.architecture.test_acc,
+        output_silent=best.output_silent,
+        experiment=str(experiment.path),
     )
+
+
+def interval_cell(interval: Interval | None, repeats: int) -> str:
+    if interval is None:
+        return "-"
+    if interval.low is None:
+        return f"{100 * interval.mean:.1f}% (1 repeat)"
+    return f"{100 * interval.mean:.1f}% ({100 * interval.low:.1f}-{100 * interval.high:.1f}, {repeats} repeats)"
 
 
 def _percent(value: float | None) -> str:
@@ -86,9 +105,11 @@ COLUMNS: dict[str, Callable[[StudyRow], str]] = {
     "study": lambda row: row.name,
     "dataset": lambda row: row.dataset + (" (synthetic)" if row.synthetic else ""),
     "network": lambda row: row.arch + (" (spiking)" if row.spiking else ""),
+    "input": lambda row: row.saw or "-",
     "best val acc": lambda row: _percent(row.best_val_acc),
     "best val loss": lambda row: _number(".3f")(row.best_val_loss),
-    "test acc": lambda row: _percent(row.test_acc),
+    "test acc": lambda row: _percent(row.test_acc) + (" (no output spike)" if row.output_silent else ""),
+    "repeats: test acc (95% CI)": lambda row: interval_cell(row.repeat_acc, row.repeats),
     "test loss": lambda row: _number(".3f")(row.test_loss),
     "parameters": lambda row: _number(",d")(row.parameters),
     "model bytes": lambda row: _number(",d")(row.model_bytes),
@@ -108,7 +129,9 @@ def comparison_table(rows: list[StudyRow]) -> Table:
         + "); operations per test sample of the best model: multiply-accumulates (MACs) for non-spike inputs, "
         "synaptic operations (SynOps: accumulates triggered by spikes) for spike inputs; activation sparsity: "
         "fraction of zero spikes (SNN) or zero ReLU outputs (CNN); s / epoch: the best trial's mean; "
-        "search epochs: all trials together."
+        "search epochs: all trials together. Repeats: the best configuration trained again from scratch with new "
+        "seeds, each tested once at its best validation epoch; mean and 95% Student-t confidence interval over them. "
+        "Input: what each network saw."
     )
     return Table(
         caption=caption,
@@ -118,10 +141,18 @@ def comparison_table(rows: list[StudyRow]) -> Table:
     )
 
 
+def flat_record(row: StudyRow) -> dict:
+    """A row as CSV columns: the repeats' interval as repeat_acc_mean, _low, _high."""
+    record = asdict(row)
+    interval = record.pop("repeat_acc") or {}
+    return {**record, **{f"repeat_acc_{key}": interval.get(key) for key in ("mean", "low", "high")}}
+
+
 def write_csv(rows: list[StudyRow], path: Path) -> Path:
     """The table's raw numbers, for whoever makes their own plots or paper tables."""
     text = io.StringIO(newline="")
-    writer = csv.DictWriter(text, fieldnames=list(asdict(rows[0])))
+    records = [flat_record(row) for row in rows]
+    writer = csv.DictWriter(text, fieldnames=list(records[0]))
     writer.writeheader()
-    writer.writerows(asdict(row) for row in rows)
+    writer.writerows(records)
     return write_atomically(path, text.getvalue())

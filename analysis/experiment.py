@@ -18,11 +18,11 @@ import pandas as pd
 from analysis.content import plural
 from study.checkpoint import TRIAL_CHECKPOINT_FILE, read_checkpoint
 from study.config import METRIC, MODE
-from study.errors import UserError
+from study.errors import UserError, lookup
 from study.loop import EPOCH_METRICS
 from study.registry import DatasetAndArch
-from study.storage import STUDY_FILE
-from study.summary import SUMMARY_FILE, BestModel, Summary, TrialStatus, read_summary
+from study.storage import REPEATS, STUDY_FILE
+from study.summary import SUMMARY_FILE, Architecture, BestModel, Summary, TrialStatus, read_summary
 
 RESULTS_DIR = Path("results")  # the default --storage of python -m study.run
 HISTORY_COLUMNS = ("epoch", *EPOCH_METRICS)
@@ -52,10 +52,13 @@ class Trial:
 
 @dataclass(frozen=True, eq=False)
 class Experiment(DatasetAndArch):
-    name: str
-    path: Path
-    settings: dict  # study.json "settings": dataset, arch, data_dir, max_epochs, synthetic, limits
-    summary: Summary  # summary.json
+    """One architecture of a finished study (a comparison's folder holds one per architecture)."""
+
+    name: str  # the folder's name; with several architectures, the folder's name and the architecture
+    path: Path  # the experiment folder
+    settings: dict  # study.json "settings": dataset, data_dir, max_epochs, synthetic, limits
+    summary: Summary  # summary.json: every architecture of the study
+    architecture: Architecture  # this one's search, best model and repeats
     trials: tuple[Trial, ...]
     best_checkpoint: Path  # the exported best model, or the best trial's checkpoint where it is gone
 
@@ -65,7 +68,7 @@ class Experiment(DatasetAndArch):
 
     @property
     def arch(self) -> str:
-        return self.summary.arch
+        return self.architecture.arch
 
     @property
     def synthetic(self) -> bool:
@@ -74,14 +77,19 @@ class Experiment(DatasetAndArch):
     @property
     def best(self) -> BestModel:
         """The best checkpoint over the trials, as tested once on the test split."""
-        return self.summary.best
+        return self.architecture.best
 
     @property
     def title(self) -> str:
         """'scnn on nmnist (synthetic)'; a study not named the default way keeps its name in the title, so titles differ."""
-        default_name = f"{self.dataset}-{self.arch}" + ("-synthetic" if self.synthetic else "")
-        extra = "" if self.name == default_name else f" [{self.name}]"
+        archs = [architecture.arch for architecture in self.summary.architectures]
+        default_folder = f"{self.dataset}-{'-'.join(archs)}" + ("-synthetic" if self.synthetic else "")
+        extra = "" if self.path.name == default_folder else f" [{self.path.name}]"
         return f"{self.arch} on {self.dataset}" + (" (synthetic)" if self.synthetic else "") + extra
+
+    def repeat_histories(self) -> list[pd.DataFrame]:
+        """The repeats' per-epoch histories (progress.csv of each repeat trial), in repeat order."""
+        return [read_history(self.path / REPEATS / Path(record.predictions).parent.parent.name) for record in self.architecture.repeats]
 
     @property
     def data_dir(self) -> Path:
@@ -153,18 +161,27 @@ def _locate_best(path: Path, best: BestModel) -> Path:
     raise UserError(f"The best model of {path.name} is gone: neither {exported} nor {inside} exists.")
 
 
-def _check_belongs(checkpoint: Path, summary: Summary, name: str) -> None:
+def _check_belongs(checkpoint: Path, dataset: str, arch: str, name: str) -> None:
     """A best checkpoint of another dataset or architecture would make every model figure wrong."""
     payload = read_checkpoint(checkpoint)
-    if (payload["dataset"], payload["arch"]) != (summary.dataset, summary.arch):
+    if (payload["dataset"], payload["arch"]) != (dataset, arch):
         raise UserError(
             f"{checkpoint} holds a {payload['arch']} for {payload['dataset']}, but the experiment {name} studied "
-            f"a {summary.arch} for {summary.dataset}: it is not this experiment's model."
+            f"a {arch} for {dataset}: it is not this experiment's model."
         )
 
 
-def load_experiment(spec: str | Path, results_dir: Path = RESULTS_DIR) -> Experiment:
-    """Read a finished experiment (a folder, or a name under `results_dir`); UserError when it is not one."""
+def load_experiment(spec: str | Path, arch: str | None = None, results_dir: Path = RESULTS_DIR) -> Experiment:
+    """One architecture (`arch`, else the study's first) of a finished experiment; UserError when it is not one."""
+    experiments = load_experiments(spec, results_dir)
+    if arch is None:
+        return experiments[0]
+    return lookup({experiment.arch: experiment for experiment in experiments}, arch, "architecture of this experiment")
+
+
+def load_experiments(spec: str | Path, results_dir: Path = RESULTS_DIR) -> list[Experiment]:
+    """Every architecture of a finished experiment (a folder, or a name under `results_dir`) that has a
+    best model; UserError when it is not a finished experiment."""
     path = find_experiment(spec, results_dir).resolve()
     settings = _read_json(path / STUDY_FILE)["settings"]
     if not (path / SUMMARY_FILE).is_file():
@@ -173,7 +190,22 @@ def load_experiment(spec: str | Path, results_dir: Path = RESULTS_DIR) -> Experi
             f"(a study writes it when it ends; an interrupted one continues with python -m study.run --resume)."
         )
     summary = read_summary(_read_text(path / SUMMARY_FILE), str(path / SUMMARY_FILE))
-    trials = tuple(
+    finished = [architecture for architecture in summary.architectures if architecture.best is not None]
+    if not finished or not any(trial.epochs for trial in summary.trials):
+        raise UserError(
+            f"The experiment {path.name} at {path} has no finished trial: none of its {plural(len(summary.trials), 'trial')} finished an epoch."
+        )
+    experiments = []
+    for architecture in finished:
+        best = _locate_best(path, architecture.best)
+        _check_belongs(best, summary.dataset, architecture.arch, path.name)
+        name = path.name if len(summary.architectures) == 1 else f"{path.name}-{architecture.arch}"
+        experiments.append(Experiment(name, path, settings, summary, architecture, _trials(path, architecture), best))
+    return experiments
+
+
+def _trials(path: Path, architecture: Architecture) -> tuple[Trial, ...]:
+    return tuple(
         Trial(
             trial_id=row.trial_id,
             config=row.config,
@@ -183,13 +215,8 @@ def load_experiment(spec: str | Path, results_dir: Path = RESULTS_DIR) -> Experi
             history=read_history(path / Path(row.path).name),
             checkpoint=last_checkpoint(path / Path(row.path).name),
         )
-        for row in summary.trials
+        for row in architecture.trials
     )
-    if summary.best is None or not any(trial.epochs for trial in trials):
-        raise UserError(f"The experiment {path.name} at {path} has no finished trial: none of its {plural(len(trials), 'trial')} finished an epoch.")
-    best = _locate_best(path, summary.best)
-    _check_belongs(best, summary, path.name)
-    return Experiment(name=path.name, path=path, settings=settings, summary=summary, trials=trials, best_checkpoint=best)
 
 
 def trial_table(experiment: Experiment) -> pd.DataFrame:

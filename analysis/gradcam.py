@@ -188,7 +188,7 @@ def steps_figure(loaded: Loaded, per_step: np.ndarray, predicted: torch.Tensor) 
         text, color = sample_title(loaded, index, predicted)
         axes[row, 0].set_ylabel(text, fontsize=8, color=color, rotation=0, ha="right", va="center")
     note = shown_steps_note(per_step.shape[1])
-    figure.suptitle(f"Grad-CAM per time step ({loaded.arch} on {loaded.dataset}; one colour scale per sample{note})")
+    figure.suptitle(f"Grad-CAM per time step ({loaded.where}; one colour scale per sample{note})")
     _cam_colorbar(figure, axes)
     return figure
 
@@ -210,7 +210,7 @@ def steps_animation(loaded: Loaded, per_step: np.ndarray, predicted: torch.Tenso
     def draw(step: int):
         for image, index in zip(images, samples):
             image.set_data(overlay(seen[index, step], per_step[index, step]))
-        clock.set_text(f"Grad-CAM per step, {loaded.arch} on {loaded.dataset}: t = {step + 1} / {steps}")
+        clock.set_text(f"Grad-CAM per step, {loaded.where}: t = {step + 1} / {steps}")
         return [*images, clock]
 
     return prerendered(figure, draw, steps)
@@ -219,8 +219,8 @@ def steps_animation(loaded: Loaded, per_step: np.ndarray, predicted: torch.Tenso
 def gradcam_artifacts(loaded: Loaded, out_dir: Path) -> list[Artifact]:
     """Grad-CAM figures of `loaded`'s samples for their predicted classes, written under `out_dir`."""
     out_dir = Path(out_dir)
-    predicted = loaded.output.scores.argmax(1)
-    where = f"{loaded.arch} on {loaded.dataset}"
+    predicted = loaded.output.predictions()  # ties decided by the output membrane, as the accuracy is
+    where = loaded.where
     if not loaded.spiking:
         maps = cnn_cam(loaded.model, loaded.inputs, predicted)
         figure = grid_figure(loaded, maps, predicted, f"Grad-CAM of the predicted class, {where} (last conv block)")

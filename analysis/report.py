@@ -16,11 +16,12 @@ from tqdm import tqdm
 
 from analysis.comparison import StudyRow, comparison_table, study_row, write_csv
 from analysis.content import Document, Note
-from analysis.experiment import Experiment, load_experiment
+from analysis.experiment import Experiment, load_experiments
 from analysis.gradcam import gradcam_artifacts
 from analysis.hyperparameters import Importance, parameter_importance
 from analysis.operations import count_operations
 from analysis.page import html
+from analysis.repeats import repeat_accuracy_figure, repeat_curves_figure
 from analysis.samples import load_with_samples
 from analysis.spikes import spike_artifacts
 from analysis.study_figures import SECTION as STUDY_SECTION
@@ -96,9 +97,18 @@ def report_folder(experiments: list[Experiment], label: str | None, out_dir: Pat
     return out_dir.resolve() / label
 
 
+def paired_comparisons(experiments: list[Experiment]) -> dict:
+    """Every experiment's paired comparisons of its architectures' repeats, by (folder, first, second)."""
+    return {
+        (str(experiment.path), comparison.first, comparison.second): comparison
+        for experiment in experiments
+        for comparison in experiment.summary.comparisons
+    }
+
+
 def make_report(specs: list[str], label: str | None, out_dir: Path, samples: int, data_dir: Path | None) -> Path:
     """Build the report; returns the path of its index.html."""
-    experiments = [load_experiment(spec) for spec in specs]  # every input is checked before any work
+    experiments = [experiment for spec in specs for experiment in load_experiments(spec)]  # every input is checked before any work
     folder = report_folder(experiments, label, out_dir)
     document = Document(title=f"Spiking and conventional networks: {', '.join(e.title for e in experiments)}")
     steps = 1 + len(experiments) + 1 + sum(len(e.trials) for e in experiments) + 1
@@ -112,9 +122,10 @@ def make_report(specs: list[str], label: str | None, out_dir: Path, samples: int
             bar.set_postfix_str(f"operations of every trial of {experiment.name}")
             points += trial_operations(experiment, TRIAL_SAMPLES, data_dir or experiment.data_dir, out_dir.resolve() / ".cache", bar.update)
         bar.set_postfix_str("writing")
-        document.items += [comparison_table(rows), tradeoff_figure(points, folder / "comparison")]
+        repeats = [repeat_accuracy_figure(experiments, folder / "comparison"), repeat_curves_figure(experiments, folder / "comparison")]
+        document.items += [comparison_table(rows), *(figure for figure in repeats if figure is not None), tradeoff_figure(points, folder / "comparison")]
         write_csv(rows, folder / "comparison" / "comparison.csv")
-        document.summary = summary_sentences(rows, importances)
+        document.summary = summary_sentences(rows, importances, paired_comparisons(experiments))
         write_atomically(folder / "report.md", markdown(document, folder))
         index = write_atomically(folder / "index.html", html(document, folder))
         bar.update()

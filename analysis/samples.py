@@ -62,6 +62,11 @@ class Loaded(DatasetAndArch):
     def arch(self) -> str:
         return self.payload["arch"]
 
+    @property
+    def where(self) -> str:
+        """'scnn on nmnist', '(synthetic data)' added when it is: what every figure's title and caption name."""
+        return f"{self.arch} on {self.dataset}" + (" (synthetic data)" if self.payload.get("synthetic") else "")
+
 
 def _study_record_near(folder: Path, levels: int = 3) -> dict | None:
     """The study.json in `folder` or up to `levels` folders above it, if any can be read."""

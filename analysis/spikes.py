@@ -33,14 +33,14 @@ def class_colours(count: int) -> list:
 
 def focus_sample(loaded: Loaded, output: Output) -> int:
     """The first correctly classified sample (else the first): the one the raster and the traces follow."""
-    correct = (output.scores.argmax(1) == loaded.labels).nonzero()
+    correct = (output.predictions() == loaded.labels).nonzero()
     return int(correct[0]) if len(correct) else 0
 
 
 def describe(loaded: Loaded, index: int, output: Output) -> str:
     names, scores = loaded.class_names, output.scores[index]
     silent = " (no output spike)" if loaded.model.output_layer.fires and scores.max() == 0 else ""
-    return f"true {short_name(names[int(loaded.labels[index])])}, pred {short_name(names[int(scores.argmax())])}{silent}"
+    return f"true {short_name(names[int(loaded.labels[index])])}, pred {short_name(names[int(output.predictions()[index])])}{silent}"
 
 
 def input_pictures(inputs: torch.Tensor, events: bool) -> np.ndarray:
@@ -69,7 +69,7 @@ def input_figure(loaded: Loaded, output: Output) -> plt.Figure:
                 ax.set_title(f"t={step + 1}", fontsize=8)
         axes[row, 0].set_ylabel(describe(loaded, index, output).replace(", ", "\n"), fontsize=8, rotation=0, ha="right", va="center")
     colours = "red: polarity 1 (ON) events, blue: polarity 0 (OFF)" if loaded.events else "brightness: input value"
-    figure.suptitle(f"Input over time ({loaded.arch} on {loaded.dataset}; {colours}{shown_steps_note(loaded.inputs.shape[0])})")
+    figure.suptitle(f"Input over time ({loaded.where}; {colours}{shown_steps_note(loaded.inputs.shape[0])})")
     return figure
 
 
@@ -89,7 +89,7 @@ def raster_figure(loaded: Loaded, output: Output, index: int) -> plt.Figure:
         ax.set_ylim(-0.5, spikes.shape[1] - 0.5)
         ax.set_xlabel("time step")
         ax.set_ylabel("neuron (flattened index)")
-    figure.suptitle(f"Hidden-layer spikes, {loaded.arch} on {loaded.dataset}, one test sample ({describe(loaded, index, output)})")
+    figure.suptitle(f"Hidden-layer spikes, {loaded.where}, one test sample ({describe(loaded, index, output)})")
     figure.tight_layout()
     return figure
 
@@ -118,7 +118,7 @@ def membrane_figure(loaded: Loaded, output: Output, index: int) -> plt.Figure:
     ax.set_xlabel("time step")
     ax.set_ylabel("membrane potential")
     per_class = f", {population} neurons per class" if population > 1 else ""
-    ax.set_title(f"Output neurons, {loaded.arch} on {loaded.dataset}{per_class} ({describe(loaded, index, output)})", fontsize=10)
+    ax.set_title(f"Output neurons, {loaded.where}{per_class} ({describe(loaded, index, output)})", fontsize=10)
     return figure
 
 
@@ -130,12 +130,13 @@ SCORE_WORDS = {
 }
 
 
-def standing(scores: np.ndarray, names: list[str], final: bool, counts: bool) -> str:
-    """Who leads on `scores` so far, or the decision at the last step (the model's argmax: ties go to the first class)."""
+def standing(scores: np.ndarray, names: list[str], decided: int | None, counts: bool) -> str:
+    """Who leads on `scores` so far, or at the last step the model's decision `decided` (a tie is decided by the
+    output membrane, see study.models.common.Output.predictions)."""
     leaders = np.flatnonzero(scores == scores.max())
     tie = f" ({len(leaders)}-way tie at {scores.max():.3g})" if len(leaders) > 1 else ""
-    if final:
-        return f"decision: {names[leaders[0]]}{tie}"
+    if decided is not None:
+        return f"decision: {names[decided]}{tie and tie[:-1] + ', broken by the membrane)'}"
     if counts and scores.max() == 0:
         return "no output spikes yet"
     return f"leading: {names[leaders[0]]}{tie}"
@@ -147,6 +148,7 @@ def counts_animation(loaded: Loaded, output: Output) -> Prerendered:
     layer = loaded.model.output_layer
     title, axis_label = SCORE_WORDS[layer.readout]
     running = layer.running_scores(output)[:, samples].numpy()  # [T, samples, classes]
+    decided = output.predictions()[samples].tolist()
     steps = running.shape[0]
     names = [short_name(name) for name in loaded.class_names]
     figure, axes = plt.subplots(1, len(samples), figsize=(3.3 * len(samples), 3.8), squeeze=False, layout="constrained")
@@ -168,9 +170,10 @@ def counts_animation(loaded: Loaded, output: Output) -> Prerendered:
             for bar, height in zip(bars[column], running[step, column]):
                 bar.set_height(height)
             titles[column].set_text(
-                f"true {names[int(loaded.labels[index])]} (green)\n{standing(running[step, column], names, step == steps - 1, layer.fires)}"
+                f"true {names[int(loaded.labels[index])]} (green)\n"
+                f"{standing(running[step, column], names, decided[column] if step == steps - 1 else None, layer.fires)}"
             )
-        clock.set_text(f"{title}, {loaded.arch} on {loaded.dataset}: t = {step + 1} / {steps}")
+        clock.set_text(f"{title}, {loaded.where}: t = {step + 1} / {steps}")
         return [*(bar for group in bars for bar in group), *titles, clock]
 
     return prerendered(figure, draw, steps)
@@ -183,7 +186,7 @@ def spike_artifacts(loaded: Loaded, out_dir: Path) -> list[Artifact]:
     out_dir = Path(out_dir)
     output = loaded.output
     index = focus_sample(loaded, output)
-    where, steps = f"{loaded.arch} on {loaded.dataset}", loaded.inputs.shape[0]
+    where, steps = loaded.where, loaded.inputs.shape[0]
     artifacts = [
         Artifact(save_figure(input_figure(loaded, output), out_dir / "input_frames.png"), f"Input of the {where} over its {steps} time steps.", SECTION),
         Artifact(

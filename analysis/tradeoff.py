@@ -105,7 +105,7 @@ def tradeoff_figure(points: list[TrialPoint], out_dir: Path) -> Artifact:
     axis.set_ylabel(f"{AXIS_LABELS.get(METRIC, METRIC)} at the trial's last epoch")
     axis.grid(alpha=0.3, which="both")
     axis.legend(fontsize="small")
-    axis.set_title("Accuracy against operations, every trial of every study")
+    axis.set_title("Accuracy against operations, every trial of every study" + (" (synthetic data)" if any("(synthetic)" in p.study for p in shown) else ""))
     path = save_figure(figure, out_dir / "accuracy_vs_operations.png")
     studies = {p.study for p in shown}
     left_out = len(points) - len(shown)

@@ -11,10 +11,13 @@ import os
 from pathlib import Path
 from urllib.parse import quote
 
+from scipy import stats
+
 from analysis.artifacts import Artifact
 from analysis.comparison import StudyRow
 from analysis.content import Document, Note, Table, plural, si
 from analysis.hyperparameters import Importance
+from study.summary import Comparison
 
 TIE = 1e-6  # importance shares closer than this count as equal
 
@@ -39,36 +42,96 @@ def synthetic_note(rows: list[StudyRow]) -> list[str]:
     ]
 
 
+def _percent(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def binomial_interval(accuracy: float, samples: int) -> tuple[float, float]:
+    """The 95% Clopper-Pearson interval of an accuracy on `samples` test samples (scipy.stats.binomtest)."""
+    interval = stats.binomtest(round(accuracy * samples), samples).proportion_ci(0.95)
+    return interval.low, interval.high
+
+
 def study_sentence(row: StudyRow) -> str:
-    return (
-        f"The {_name(row)} on {row.dataset} reached {100 * row.test_acc:.1f}% test accuracy on {plural(row.test_samples, 'sample')} "
-        f"(best validation accuracy {100 * row.best_val_acc:.1f}%), after {plural(row.search_epochs, 'epoch')} of search "
-        f"over {plural(row.trials, 'trial')}."
+    low, high = binomial_interval(row.test_acc, row.test_samples)
+    saw = f", which saw {row.saw}," if row.saw else ""
+    sentence = (
+        f"The {_name(row)} on {row.dataset}{saw} reached {_percent(row.test_acc)} test accuracy on {plural(row.test_samples, 'sample')} "
+        f"(95% CI {_percent(low)}-{_percent(high)}, Clopper-Pearson; best validation accuracy {_percent(row.best_val_acc)}) "
+        f"with its best search trial, after {plural(row.search_epochs, 'epoch')} of search over {plural(row.trials, 'trial')}"
     )
+    if row.repeat_acc is not None:
+        spread = f" (95% CI {_percent(row.repeat_acc.low)}-{_percent(row.repeat_acc.high)})" if row.repeat_acc.low is not None else ""
+        sentence += f"; trained again with {plural(row.repeats, 'new seed')}, {_percent(row.repeat_acc.mean)} on average{spread}"
+    if row.output_silent:
+        sentence += ". **Its best model emitted no output spike on the test split**: its accuracy comes from the membrane tie-break alone"
+    return sentence + "."
 
 
-def comparison_sentence(first: StudyRow, second: StudyRow) -> str:
-    """Which of two studies tested more accurately, by how many percentage points, at what ratio of operations."""
-    winner, loser = (first, second) if first.test_acc >= second.test_acc else (second, first)
-    gap = 100 * (winner.test_acc - loser.test_acc)
-    same_data = winner.dataset == loser.dataset
-    if gap == 0:
-        where = f"on {winner.dataset}" if same_data else f"on {winner.dataset} and {loser.dataset}"
-        sentence = f"The {_name(winner)} and the {_name(loser)} reached the same test accuracy {where} ({100 * winner.test_acc:.1f}%)"
-    else:
-        subjects = (
-            f"On {winner.dataset}, the {_name(winner)} was more accurate than the {_name(loser)}"
-            if same_data
-            else f"The {_name(winner)} on {winner.dataset} was more accurate than the {_name(loser)} on {loser.dataset}"
+def _gap_clause(winner: StudyRow, loser: StudyRow, comparison: Comparison | None) -> tuple[str, bool]:
+    """What the data say about the gap, and whether it is distinguishable at this sample size."""
+    if comparison is not None:
+        difference = comparison.difference
+        spread = ""
+        if difference.low is not None:  # the interval of winner - loser (the comparison's is first - second)
+            low, high = (difference.low, difference.high) if comparison.first == winner.arch else (-difference.high, -difference.low)
+            spread = f"difference 95% CI {100 * low:+.1f} to {100 * high:+.1f} points, "
+        return (
+            f"over {plural(difference.n, 'repeat')} paired by seed; {spread}{comparison.test}: p = {comparison.p_value:.2g}, "
+            f"{plural(winner.test_samples, 'test sample')} each",
+            comparison.distinguishable,
         )
-        sentence = f"{subjects} by {gap:.1f} percentage points of test accuracy ({100 * winner.test_acc:.1f}% against {100 * loser.test_acc:.1f}%)"
+    table = [[round(row.test_acc * row.test_samples), row.test_samples - round(row.test_acc * row.test_samples)] for row in (winner, loser)]
+    p_value = stats.fisher_exact(table).pvalue
+    return f"single runs; Fisher's exact test on {plural(winner.test_samples, 'test sample')} each: p = {p_value:.2g}", p_value < 0.05
+
+
+def comparison_sentence(first: StudyRow, second: StudyRow, comparison: Comparison | None = None) -> str:
+    """Which of two studies tested more accurately, by how many percentage points, whether that gap could be
+    chance at this sample size (`comparison`: their paired repeats; else one run each), at what ratio of operations."""
+    accuracy = (lambda row: row.repeat_acc.mean) if comparison is not None else (lambda row: row.test_acc)
+    winner, loser = (first, second) if accuracy(first) >= accuracy(second) else (second, first)
+    gap = 100 * (accuracy(winner) - accuracy(loser))
+    same_data = winner.dataset == loser.dataset
+    if not same_data:
+        sentence = (
+            f"The {_name(winner)} on {winner.dataset} reached {_percent(accuracy(winner))} test accuracy and the {_name(loser)} on "
+            f"{loser.dataset} {_percent(accuracy(loser))}; the data sets differ, so the gap mixes task and network"
+        )
+    else:
+        clause, distinguishable = _gap_clause(winner, loser, comparison)
+        measured = f"({_percent(accuracy(winner))} against {_percent(accuracy(loser))}, {clause})"
+        if gap == 0:
+            sentence = f"On {winner.dataset}, the {_name(winner)} and the {_name(loser)} reached the same test accuracy {measured}"
+        elif distinguishable:
+            sentence = f"On {winner.dataset}, the {_name(winner)} was more accurate than the {_name(loser)} by {gap:.1f} percentage points {measured}"
+        else:
+            sentence = (
+                f"On {winner.dataset}, the {_name(winner)} and the {_name(loser)} are indistinguishable at this sample size: "
+                f"{gap:.1f} percentage points apart {measured}"
+            )
     if winner.ops > 0 and loser.ops > 0:
         ratio = winner.ops / loser.ops
         scale = f"{ratio:.3g} times the" if ratio >= 1 else f"{1 / ratio:.3g} times fewer"
-        sentence += f", at {scale} operations per sample ({_ops(winner)} against {_ops(loser)})"
-    if not same_data:
-        sentence += "; the data sets differ, so the gap mixes task and network"
+        sentence += f"; the {winner.arch} at {scale} operations per sample ({_ops(winner)} against {_ops(loser)})"
     return sentence + "."
+
+
+def caveat_sentences(rows: list[StudyRow]) -> list[str]:
+    """What a comparison on each data set can and cannot show."""
+    datasets = {row.dataset for row in rows}
+    caveats = []
+    if "nmnist" in datasets:
+        caveats.append(
+            "N-MNIST is largely solvable from its events summed over time (a conventional network on summed frames reaches about "
+            "99.2%; Iyer et al., \"Is Neuromorphic MNIST neuromorphic?\"): an advantage there is no evidence that a network uses time."
+        )
+    if "dvsgesture" in datasets:
+        caveats.append(
+            "On DVS Gesture only the clockwise and counter-clockwise rotations need the order of events; a network that sees the "
+            "events summed cannot tell them apart (what each network saw is said above)."
+        )
+    return caveats
 
 
 def compared_pairs(rows: list[StudyRow]) -> list[tuple[StudyRow, StudyRow]]:
@@ -80,6 +143,13 @@ def compared_pairs(rows: list[StudyRow]) -> list[tuple[StudyRow, StudyRow]]:
         return list(itertools.combinations(rows, 2))
     alike = [(a, b) for a, b in itertools.combinations(rows, 2) if a.spiking == b.spiking and a.dataset == b.dataset]
     return [(s, c) for s in spiking for c in conventional] + alike
+
+
+def paired(first: StudyRow, second: StudyRow, comparisons: dict) -> Comparison | None:
+    """The paired comparison of two rows' repeats, when both are architectures of one experiment that has one."""
+    if first.experiment != second.experiment:
+        return None
+    return comparisons.get((first.experiment, first.arch, second.arch)) or comparisons.get((first.experiment, second.arch, first.arch))
 
 
 def sparsity_sentence(rows: list[StudyRow]) -> str:
@@ -100,10 +170,13 @@ def importance_sentence(title: str, importance: Importance) -> str:
     )
 
 
-def summary_sentences(rows: list[StudyRow], importances: dict[str, Importance]) -> list[str]:
-    """The report's opening paragraph(s), from the comparison rows and the importances (keyed by study title)."""
+def summary_sentences(rows: list[StudyRow], importances: dict[str, Importance], comparisons: dict | None = None) -> list[str]:
+    """The report's opening paragraph(s), from the comparison rows, the importances (keyed by study title) and
+    the experiments' paired comparisons (keyed by experiment folder and the two architectures)."""
+    comparisons = comparisons or {}
     sentences = [*synthetic_note(rows), *(study_sentence(row) for row in rows)]
-    sentences += [comparison_sentence(a, b) for a, b in compared_pairs(rows)]
+    sentences += [comparison_sentence(a, b, paired(a, b, comparisons)) for a, b in compared_pairs(rows)]
+    sentences += caveat_sentences(rows)
     sentences += [sparsity_sentence(rows)]
     sentences += [importance_sentence(title, importance) for title, importance in importances.items()]
     return [sentence for sentence in sentences if sentence]

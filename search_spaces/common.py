@@ -69,6 +69,12 @@ def conventional(choose: Choices) -> None:
     choose.float("dropout", 0.0, 0.5)
 
 
+def event_frames(choose: Choices) -> None:
+    """The CNN on event data: 1 time bin (every event summed, no time order) or 2-8 stacked as channels,
+    so that it can see time too (DVS Gesture's clockwise and counter-clockwise pairs need it)."""
+    choose.categorical("time_bins", [1, 2, 4, 8])
+
+
 def spiking_neurons(choose: Choices, min_steps: int, max_steps: int) -> None:
     """Leaky integrate-and-fire neurons and the output layer.
 
@@ -100,6 +106,7 @@ def lstm(choose: Choices) -> None:
 OPTIMIZER_FIRST = {"optimizer": "adam", "lr": 2e-3, "batch_size": 32}
 CAPACITY_FIRST = {"blocks": 2, "width": 1.0, "kernel_size": 5, "batch_norm": False, "pooling": "max"}
 CNN_FIRST = {**OPTIMIZER_FIRST, **CAPACITY_FIRST, "dropout": 0.0}
+CNN_EVENTS_FIRST = {**CNN_FIRST, "time_bins": 1}
 NEURONS_FIRST = {
     "beta": 0.8,
     "threshold": 1.0,

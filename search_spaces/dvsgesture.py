@@ -6,13 +6,14 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from search_spaces.common import (
-    CNN_FIRST,
+    CNN_EVENTS_FIRST,
     LSTM_FIRST,
     NOTHING_FIXED,
     SPIKING_FIRST,
     Choices,
     capacity,
     conventional,
+    event_frames,
     lstm,
     optimizer,
     spiking_neurons,
@@ -28,6 +29,7 @@ FRAME_SIZE = 32
 def cnn(trial: optuna.Trial, fixed: Mapping[str, Any] = NOTHING_FIXED) -> dict:
     choose = Choices(trial, fixed)
     conventional(choose)
+    event_frames(choose)
     return choose.constants(frame_size=FRAME_SIZE)
 
 
@@ -47,4 +49,4 @@ def slstm(trial: optuna.Trial, fixed: Mapping[str, Any] = NOTHING_FIXED) -> dict
     return choose.constants(frame_size=FRAME_SIZE)
 
 
-FIRST_TRIALS = {"cnn": CNN_FIRST, "scnn": {**SPIKING_FIRST, "num_steps": 15}, "slstm": {**LSTM_FIRST, "num_steps": 15}}
+FIRST_TRIALS = {"cnn": CNN_EVENTS_FIRST, "scnn": {**SPIKING_FIRST, "num_steps": 15}, "slstm": {**LSTM_FIRST, "num_steps": 15}}

@@ -6,13 +6,14 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from search_spaces.common import (
-    CNN_FIRST,
+    CNN_EVENTS_FIRST,
     LSTM_FIRST,
     NOTHING_FIXED,
     SPIKING_FIRST,
     Choices,
     capacity,
     conventional,
+    event_frames,
     lstm,
     optimizer,
     spiking_neurons,
@@ -25,6 +26,7 @@ if TYPE_CHECKING:  # only for annotations: importing a search space does not imp
 def cnn(trial: optuna.Trial, fixed: Mapping[str, Any] = NOTHING_FIXED) -> dict:
     choose = Choices(trial, fixed)
     conventional(choose)
+    event_frames(choose)
     return choose.constants()
 
 
@@ -44,4 +46,4 @@ def slstm(trial: optuna.Trial, fixed: Mapping[str, Any] = NOTHING_FIXED) -> dict
     return choose.constants()
 
 
-FIRST_TRIALS = {"cnn": CNN_FIRST, "scnn": SPIKING_FIRST, "slstm": LSTM_FIRST}
+FIRST_TRIALS = {"cnn": CNN_EVENTS_FIRST, "scnn": SPIKING_FIRST, "slstm": LSTM_FIRST}

@@ -12,6 +12,9 @@ from pathlib import Path
 
 # The one metric every part of the study ranks trials by: scheduler, searcher, summary, analysis.
 METRIC, MODE = "val_acc", "max"
+# A trial's config holds its Hyperparams and, beside them: which architecture it trains (a comparison's
+# trials differ in it), and for a repeat of a best configuration its seed and its number.
+ARCH_KEY, SEED_KEY, REPEAT_KEY = "arch", "seed", "repeat"
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class Hyperparams:
     hidden: int = 128  # spiking LSTM: hidden units
     lstm_threshold: float = 0.05  # spiking LSTM layers: their membrane o * tanh(c) starts near +-0.05
     frame_size: int = 0  # event data: frames downsampled to frame_size x frame_size; 0 keeps the sensor size
+    time_bins: int = 1  # the CNN on event data: time bins stacked as input channels (1: every event summed)
     # Capacity of the CNN and the spiking CNN (study.models.blocks): conv - [BatchNorm] - pool blocks.
     blocks: int = 2  # convolution blocks
     width: float = 1.0  # channels per block: the seed's (12, 32, 64, ...) times width

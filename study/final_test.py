@@ -11,6 +11,7 @@ from torch.utils.data import Dataset
 from study.config import Hyperparams, StudySettings
 from study.data.prepare import prepare_data
 from study.loop import input_adapter, make_loader, measure, trial_test_set
+from study.models.common import OUTPUT_SPIKES
 from study.precision import resolve
 
 
@@ -19,14 +20,25 @@ class FinalTestResult:
     test_acc: float
     test_loss: float | None  # None when not finite (JSON has no NaN)
     test_samples: int
+    output_silent: bool = False  # spike-count outputs: not one output spike on the whole test split
 
 
 def final_test(settings: StudySettings, model, hp: Hyperparams, device, test_set: Dataset | None = None) -> FinalTestResult:
     """`model` (trained with `hp`) measured on the test split of `settings` (or on `test_set`, that split already open)."""
+    return predict_test_split(settings, model, hp, device, test_set)[0]
+
+
+def predict_test_split(settings: StudySettings, model, hp: Hyperparams, device, test_set: Dataset | None = None) -> tuple[FinalTestResult, list[int], list[int]]:
+    """`final_test`, with every test sample's predicted class and label (in the split's order)."""
     test_set = test_set if test_set is not None else trial_test_set(settings, hp)
     loader, adapt = make_loader(test_set, hp.batch_size, shuffle=False), input_adapter(settings.dataset, settings.arch, hp)
-    result = measure(model, loader, adapt, device, resolve(settings.precision, device))
-    return FinalTestResult(result.acc, result.loss if math.isfinite(result.loss) else None, len(test_set))
+    result = measure(model, loader, adapt, device, resolve(settings.precision, device), keep_predictions=True)
+    tested = FinalTestResult(
+        result.acc, result.loss if math.isfinite(result.loss) else None, len(test_set), result.layer_rates.get(OUTPUT_SPIKES) == 0.0
+    )
+    if result.predicted is None:  # the loss was not finite: measuring stopped at the first such batch
+        return tested, [], []
+    return tested, result.predicted.tolist(), result.targets.tolist()
 
 
 def checkpoint_test_split(payload: dict, data_dir: Path, test_limit: int | None) -> tuple[StudySettings, Hyperparams, Dataset]:

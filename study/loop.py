@@ -58,8 +58,8 @@ def input_adapter(dataset: str, arch: str, hp: Hyperparams) -> Adapter:
 
 
 def frame_spec(arch: str, hp: Hyperparams) -> FrameSpec:
-    """How event data becomes this trial's frames. The CNN sees event frames summed, so one time bin."""
-    return FrameSpec(n_time_bins=hp.num_steps if ARCHITECTURES[arch].spiking else 1, size=hp.frame_size)
+    """How event data becomes this trial's frames: T time bins for spiking models, `time_bins` for the CNN."""
+    return FrameSpec(n_time_bins=hp.num_steps if ARCHITECTURES[arch].spiking else hp.time_bins, size=hp.frame_size)
 
 
 def trial_datasets(settings: StudySettings, hp: Hyperparams) -> tuple[Dataset, Dataset]:
@@ -96,6 +96,8 @@ class EpochResult:
     layer_rates: dict[str, float] = field(default_factory=dict)  # spiking models: spikes per neuron per step, by layer
     spike_rate: float | None = None  # the same over every recorded layer; None for a model that does not spike
     samples: int = 0  # how many the loss and accuracy are over
+    predicted: torch.Tensor | None = None  # per sample, in the loader's order (measure(..., keep_predictions=True))
+    targets: torch.Tensor | None = None
 
     @property
     def diverged(self) -> bool:
@@ -125,10 +127,10 @@ class SpikeTally:
         return sum(self.spikes.values()) / updates if updates else None
 
 
-def _run_epoch(model, loader, adapt, device, optimizer=None, precision: str = "fp32") -> EpochResult:
+def _run_epoch(model, loader, adapt, device, optimizer=None, precision: str = "fp32", keep_predictions: bool = False) -> EpochResult:
     training = optimizer is not None
     model.train(training)
-    total_loss, correct, seen, tally = 0.0, 0, 0, SpikeTally()
+    total_loss, correct, seen, tally, kept = 0.0, 0, 0, SpikeTally(), ([], [])
     with torch.set_grad_enabled(training):
         for inputs, targets in loader:
             inputs, targets = inputs.to(device), targets.to(device)
@@ -142,11 +144,16 @@ def _run_epoch(model, loader, adapt, device, optimizer=None, precision: str = "f
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+            predicted = output.predictions()
             total_loss += loss_value * len(targets)
-            correct += int((output.scores.argmax(1) == targets).sum())
+            correct += int((predicted == targets).sum())
             seen += len(targets)
             tally.add(output)
-    return EpochResult(total_loss / seen, correct / seen, tally.rates(), tally.overall(), seen)
+            if keep_predictions:
+                kept[0].append(predicted.cpu())
+                kept[1].append(targets.cpu())
+    predictions = (torch.cat(kept[0]), torch.cat(kept[1])) if keep_predictions else (None, None)
+    return EpochResult(total_loss / seen, correct / seen, tally.rates(), tally.overall(), seen, *predictions)
 
 
 def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer, adapt: Adapter, device, precision: str = "fp32") -> EpochResult:
@@ -154,9 +161,18 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer, adapt: Adap
     return _run_epoch(model, loader, adapt, device, optimizer, precision)
 
 
-def measure(model: nn.Module, loader: DataLoader, adapt: Adapter, device, precision: str = "fp32") -> EpochResult:
-    """Loss, accuracy and spike rate on `loader`, without gradients."""
-    return _run_epoch(model, loader, adapt, device, precision=precision)
+# Rate coding draws random spikes: every measurement draws them from this seed, so the same model scores
+# the same on the same samples (validation epoch after epoch, the test split, a checkpoint tested again).
+MEASURE_SEED = 0
+
+
+def measure(model: nn.Module, loader: DataLoader, adapt: Adapter, device, precision: str = "fp32", keep_predictions: bool = False) -> EpochResult:
+    """Loss, accuracy and spike rates on `loader`, without gradients and with seeded input encoding;
+    with `keep_predictions`, every sample's predicted class and label too."""
+    devices = [torch.device(device)] if torch.device(device).type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(MEASURE_SEED)
+        return _run_epoch(model, loader, adapt, device, precision=precision, keep_predictions=keep_predictions)
 
 
 # What every trial reports each epoch (plus `epoch`; for spiking models `spike_rate` and `spike_rate_<layer>`

@@ -9,12 +9,15 @@ import shutil
 from pathlib import Path
 
 from study.checkpoint import TRIAL_CHECKPOINT_FILE, load_model
-from study.config import METRIC, MODE, Hyperparams, StudySettings
+from study.config import ARCH_KEY, METRIC, MODE, Hyperparams, StudySettings
+from study.data.encoding import what_it_sees
 from study.files import replaced_atomically, write_atomically
 from study.final_test import final_test
 from study.loop import EPOCH_METRICS, LAYER_RATE, pick_device
+from study.registry import ARCHITECTURES, DATASETS
+from study.repeats import with_repeats
 from study.storage import write_text
-from study.summary import FAILED_TO_LEARN, SUMMARY_FILE, BestModel, Summary, TrialRecord, TrialStatus, json_number
+from study.summary import FAILED_TO_LEARN, SUMMARY_FILE, Architecture, BestModel, Summary, TrialRecord, TrialStatus, json_number
 
 
 def rank_key(metrics: dict) -> tuple[float, float]:
@@ -38,6 +41,15 @@ def reported_metrics(metrics: dict) -> dict:
     return {key: json_number(value) for key, value in metrics.items() if key in EPOCH_METRICS or key.startswith(LAYER_RATE)}
 
 
+def config_of(result) -> dict:
+    """A trial's hyperparameters as it was given them (its architecture is its Architecture record's)."""
+    return {key: value for key, value in result.config.items() if key != ARCH_KEY}
+
+
+def arch_of(result, default: str) -> str:
+    return result.config.get(ARCH_KEY, default)
+
+
 def trial_records(results, max_epochs: int) -> list[TrialRecord]:
     """Each trial's id, config, status, epochs run and last metrics."""
     records = []
@@ -46,7 +58,7 @@ def trial_records(results, max_epochs: int) -> list[TrialRecord]:
         records.append(
             TrialRecord(
                 trial_id=metrics.get("trial_id", Path(result.path).name.removeprefix("trial_")),
-                config=result.config,
+                config=config_of(result),
                 status=trial_status(result, max_epochs),
                 epochs=metrics.get("epoch", 0),
                 last=reported_metrics(metrics),
@@ -84,7 +96,7 @@ def test_and_export(found, settings: StudySettings, export_dir: Path) -> BestMod
     tested = final_test(settings, model, Hyperparams.from_dict(payload["hyperparams"]), device)
     best = BestModel(
         trial_id=metrics.get("trial_id"),
-        config=result.config,
+        config=config_of(result),
         epoch=metrics.get("epoch"),
         val_acc=metrics.get("val_acc"),
         val_loss=json_number(metrics.get("val_loss")),
@@ -98,53 +110,92 @@ def test_and_export(found, settings: StudySettings, export_dir: Path) -> BestMod
     return best
 
 
-def conclude(results, settings: StudySettings, experiment: str, export_dir: Path) -> Summary:
-    """Test, export and summarize a finished study; returns the summary written to `experiment`/summary.json."""
-    found = best_checkpoint(results)
+def searched(results, settings: StudySettings, archs: tuple[str, ...], export_dir: Path) -> dict[str, Architecture]:
+    """Per architecture: its trials, and its best checkpoint exported to `export_dir/<arch>/` and tested once."""
+    found = {}
+    for arch in archs:
+        ours = [result for result in results if arch_of(result, settings.arch) == arch]
+        arch_settings = dataclasses.replace(settings, arch=arch)
+        best = best_checkpoint(ours)
+        exported = test_and_export(best, arch_settings, export_dir / arch) if best is not None else None
+        hp = Hyperparams.from_dict(exported.config if exported else {})
+        saw = what_it_sees(DATASETS[settings.dataset].source.kind, ARCHITECTURES[arch].spiking, hp)
+        found[arch] = Architecture(arch, ARCHITECTURES[arch].spiking, saw, exported, tuple(trial_records(ours, settings.max_epochs)))
+    return found
+
+
+def summarize(settings: StudySettings, experiment: str, architectures: dict[str, Architecture], repeated=None, repeats: int = 0) -> Summary:
+    """The study's summary (with the repeats' statistics when `repeated` holds their results), written to
+    `experiment`/summary.json."""
+    comparisons = ()
+    if repeated is not None:
+        architectures, comparisons = with_repeats(architectures, repeated, settings.max_epochs)
     summary = Summary(
         dataset=settings.dataset,
-        arch=settings.arch,
         synthetic=settings.synthetic,
         metric=METRIC,
         mode=MODE,
         max_epochs=settings.max_epochs,
         experiment=experiment,
-        best=test_and_export(found, settings, export_dir) if found is not None else None,
-        trials=tuple(trial_records(results, settings.max_epochs)),
+        architectures=tuple(architectures.values()),
+        repeats=repeats,
+        comparisons=comparisons,
     )
     write_text(f"{experiment}/{SUMMARY_FILE}", summary.to_json())
     return summary
+
+
+def conclude(results, settings: StudySettings, experiment: str, export_dir: Path, archs: tuple[str, ...] = ()) -> Summary:
+    """A finished search without repeats: test and export each architecture's best, and summarize."""
+    return summarize(settings, experiment, searched(results, settings, archs or (settings.arch,), export_dir))
 
 
 def _fmt(value, spec: str = ".4f") -> str:
     return format(value, spec) if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
 
 
-def results_table(summary: Summary, top: int = 10) -> str:
-    """A short plain-text table of the best trials and the test result."""
-    rows = sorted((row for row in summary.trials if METRIC in row.last), key=lambda row: rank_key(row.last), reverse=True)
-    synthetic = " (SYNTHETIC DATA, not a real result)" if summary.synthetic else ""
-    lines = [
-        f"Study {summary.dataset} / {summary.arch}{synthetic}: {len(summary.trials)} trials",
-        f"{'trial':<22}{'status':<15}{'epochs':>7}{'val_acc':>9}{'val_loss':>10}  config",
-    ]
+def architecture_table(architecture: Architecture, top: int) -> list[str]:
+    """The best trials of one architecture, the trials that stopped themselves, and its test results."""
+    rows = sorted((row for row in architecture.trials if METRIC in row.last), key=lambda row: rank_key(row.last), reverse=True)
+    lines = [f"{architecture.arch}: {len(architecture.trials)} trials", f"{'trial':<22}{'status':<15}{'epochs':>7}{'val_acc':>9}{'val_loss':>10}  config"]
     for row in rows[:top]:
         config = ", ".join(f"{k}={_fmt(v, '.3g') if isinstance(v, float) else v}" for k, v in sorted(row.config.items()))
-        lines.append(
-            f"{row.trial_id:<22}{row.status:<15}{row.epochs:>7}{_fmt(row.last[METRIC]):>9}{_fmt(row.last.get('val_loss')):>10}  {config}"
-        )
+        lines.append(f"{row.trial_id:<22}{row.status:<15}{row.epochs:>7}{_fmt(row.last[METRIC]):>9}{_fmt(row.last.get('val_loss')):>10}  {config}")
     for status, verb in (*((status, status.value) for status in FAILED_TO_LEARN), (TrialStatus.ERROR, "failed")):
-        affected = [row.trial_id for row in summary.trials_with(status)]
+        affected = [row.trial_id for row in architecture.trials_with(status)]
         if affected:
             lines.append(f"{len(affected)} trial(s) {verb}: {', '.join(affected)}")
-    best = summary.best
+    best = architecture.best
     if best is None:
-        lines.append("No trial reported a checkpoint: nothing to test or export.")
-    else:
+        return [*lines, "No trial reported a checkpoint: nothing to test or export."]
+    silent = " NO OUTPUT SPIKE ON THE TEST SET" if best.output_silent else ""
+    lines.append(
+        f"Best: trial {best.trial_id} epoch {best.epoch}: val_acc {_fmt(best.val_acc)}, test_acc {_fmt(best.test_acc)} "
+        f"(test_loss {_fmt(best.test_loss)}, {best.test_samples} test samples){silent}; exported {best.checkpoint}"
+    )
+    if architecture.test_acc is not None:
+        lines.append(f"Repeats: test_acc {interval_text(architecture.test_acc)} over {len(architecture.repeats)} new seeds")
+    return lines
+
+
+def interval_text(interval) -> str:
+    if interval.low is None:
+        return f"{100 * interval.mean:.1f}% (one run: no interval)"
+    return f"{100 * interval.mean:.1f}% (95% CI {100 * interval.low:.1f} to {100 * interval.high:.1f})"
+
+
+def results_table(summary: Summary, top: int = 10) -> str:
+    """A short plain-text table per architecture, the repeats' statistics and the paired comparisons."""
+    synthetic = " (SYNTHETIC DATA, not a real result)" if summary.synthetic else ""
+    archs = ", ".join(architecture.arch for architecture in summary.architectures)
+    lines = [f"Study {summary.dataset} / {archs}{synthetic}"]
+    for architecture in summary.architectures:
+        lines += architecture_table(architecture, top)
+    for comparison in summary.comparisons:
+        verdict = "distinguishable" if comparison.distinguishable else "indistinguishable at this sample size"
         lines.append(
-            f"Best: trial {best.trial_id} epoch {best.epoch}: val_acc {_fmt(best.val_acc)}, "
-            f"test_acc {_fmt(best.test_acc)} (test_loss {_fmt(best.test_loss)}, {best.test_samples} test samples)"
+            f"{comparison.first} - {comparison.second}: {100 * comparison.difference.mean:+.1f} points of test accuracy "
+            f"({verdict}; {comparison.test}: p = {comparison.p_value:.3g})"
         )
-        lines.append(f"Exported: {best.checkpoint}")
     lines.append(f"Summary: {summary.experiment}/{SUMMARY_FILE}")
     return "\n".join(lines)

@@ -25,15 +25,16 @@ from study.models import CNN, Model, SpikingCNN, SpikingLSTM
 @dataclass(frozen=True)
 class DatasetEntry:
     source: Source
-    default_arch: str
+    compared: tuple[str, ...]  # the architectures `python -m study.run DATASET` compares
     write_synthetic: Callable[[Path, int, int], None]  # (root, train per class, test per class)
     synthetic_per_class: tuple[int, int]  # (train, test) samples per class of --synthetic data
 
 
 DATASETS: dict[str, DatasetEntry] = {
-    "mnist": DatasetEntry(MNIST_SOURCE, "cnn", write_mnist, (300, 50)),
-    "nmnist": DatasetEntry(NMNIST_SOURCE, "scnn", write_nmnist, (300, 50)),
-    "dvsgesture": DatasetEntry(DVSGESTURE_SOURCE, "scnn", write_dvsgesture, (98, 24)),
+    "mnist": DatasetEntry(MNIST_SOURCE, ("cnn", "scnn"), write_mnist, (300, 50)),
+    "nmnist": DatasetEntry(NMNIST_SOURCE, ("cnn", "scnn"), write_nmnist, (300, 50)),
+    # The seed paired the spiking CNN with the spiking LSTM on DVS Gesture.
+    "dvsgesture": DatasetEntry(DVSGESTURE_SOURCE, ("cnn", "scnn", "slstm"), write_dvsgesture, (98, 24)),
 }
 
 # Every architecture runs on every dataset: (input shape of one step, classes, hyperparameters) -> module.
@@ -100,7 +101,10 @@ def build_model(dataset: str, arch: str, hp: Hyperparams) -> Model:
     """A fresh model of `arch` shaped for `dataset`."""
     source = lookup(DATASETS, dataset, "dataset").source
     model_class = lookup(ARCHITECTURES, arch, "architecture")
-    model = model_class(source.input_shape(hp.frame_size), source.num_classes, hp)
+    channels, height, width = source.input_shape(hp.frame_size)
+    if source.kind == "events" and not model_class.spiking:
+        channels *= hp.time_bins  # the CNN's time bins are stacked as channels (study.data.encoding)
+    model = model_class((channels, height, width), source.num_classes, hp)
     return model.to(memory_format=torch.channels_last) if model_class.channels_last else model
 
 

@@ -29,8 +29,19 @@ from study.storage import STUDY_FILE, check_new, check_storage_writable, experim
 from study.summary import Summary
 
 # --smoke: a whole study on tiny subsets, about a minute on 2 CPU cores.
-SMOKE = {"num_samples": 2, "max_epochs": 2, "train_limit": 200, "val_limit": 50, "test_limit": 50}
-DEFAULTS = {"num_samples": 20, "max_epochs": 10, "train_limit": None, "val_limit": None, "test_limit": None}
+SMOKE = {"num_samples": 2, "max_epochs": 2, "train_limit": 200, "val_limit": 50, "test_limit": 50, "repeats": 2}
+DEFAULTS = {"num_samples": 20, "max_epochs": 10, "train_limit": None, "val_limit": None, "test_limit": None, "repeats": 3}
+
+
+def architectures(text: str) -> tuple[str, ...]:
+    """--arch: one architecture or a comma-separated list of different ones."""
+    names = tuple(name.strip() for name in text.split(","))
+    unknown = [name for name in names if name not in ARCHITECTURES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown architecture {unknown[0]!r}: choose from {', '.join(sorted(ARCHITECTURES))}")
+    if len(set(names)) < len(names):
+        raise argparse.ArgumentTypeError(f"{text!r} names an architecture twice")
+    return names
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,7 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     what = parser.add_argument_group("what to study")
     what.add_argument("dataset", choices=sorted(DATASETS), help="dataset to study")
-    what.add_argument("--arch", choices=sorted(ARCHITECTURES), help="architecture (default: mnist->cnn, nmnist->scnn, dvsgesture->scnn)")
+    what.add_argument(
+        "--arch", type=architectures, metavar="ARCH[,ARCH...]",
+        help=f"architectures to compare, from {', '.join(sorted(ARCHITECTURES))} (default: cnn,scnn; on dvsgesture also slstm)",
+    )
     what.add_argument("--seed", type=int, default=0, help="seed of the Optuna sampler and of weight initialisation (default 0)")
     what.add_argument(
         "--preset",
@@ -54,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     budget = parser.add_argument_group("budget")
     budget.add_argument("--num-samples", type=count, help="trials to run (default 20; --smoke: 2)")
     budget.add_argument("--max-epochs", type=count, help="epochs per trial at most; ASHA stops poor trials sooner (default 10; --smoke: 2)")
-    budget.add_argument("--smoke", action="store_true", help="a whole study on tiny subsets (2 trials, 2 epochs, 200/50/50 samples)")
+    budget.add_argument("--repeats", type=retries, help="after the searches, train each best configuration again with this many new seeds (default 3; --smoke: 2; 0 skips)")
+    budget.add_argument("--smoke", action="store_true", help="a whole study on tiny subsets (2 trials, 2 epochs, 2 repeats, 200/50/50 samples)")
 
     data = parser.add_argument_group("data")
     data.add_argument("--data-dir", type=Path, default=Path("data"), help="dataset root; downloads land here when absent (default ./data)")
@@ -107,6 +122,8 @@ class Invocation:
     checkpoints_dir: Path
     preset: str | None = None
     fixed: dict = dataclasses.field(default_factory=dict)  # hyperparameters not searched: the preset's, then --fix
+    archs: tuple[str, ...] = ()  # the architectures compared (settings.arch is the first)
+    repeats: int = 0  # trainings of each best configuration with new seeds, after the searches
 
     @property
     def experiment_path(self) -> str:
@@ -117,12 +134,20 @@ def interpret(args: argparse.Namespace) -> Invocation:
     """Arguments -> typed settings, with --smoke defaults where the user gave no value."""
     defaults = SMOKE if args.smoke else DEFAULTS
     chosen = {key: getattr(args, key) if getattr(args, key) is not None else default for key, default in defaults.items()}
-    arch = args.arch or DATASETS[args.dataset].default_arch
+    archs = args.arch or DATASETS[args.dataset].compared
+    classes = DATASETS[args.dataset].source.num_classes
+    for split in ("train", "val", "test"):
+        limit = chosen[f"{split}_limit"]
+        if limit is not None and limit < classes:
+            raise UserError(
+                f"--{split}-limit {limit} is smaller than the {classes} classes of {args.dataset}: some classes would have no "
+                f"sample, and an accuracy over so few samples says nothing. Give at least {classes}."
+            )
     if args.data_dir.exists() and not args.data_dir.is_dir():
         raise UserError(f"--data-dir {args.data_dir} is a file; it must be a folder (it is created if absent).")
     settings = StudySettings(
         dataset=args.dataset,
-        arch=arch,
+        arch=archs[0],
         data_dir=args.data_dir.resolve(),
         max_epochs=chosen["max_epochs"],
         seed=args.seed,
@@ -135,7 +160,7 @@ def interpret(args: argparse.Namespace) -> Invocation:
         calibrate=args.calibrate,
     )
     storage = args.storage if "://" in args.storage else str(Path(args.storage).resolve())
-    name = args.name or f"{args.dataset}-{arch}" + ("-synthetic" if args.synthetic else "")
+    name = args.name or f"{args.dataset}-{'-'.join(archs)}" + ("-synthetic" if args.synthetic else "")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
         raise UserError(f"--name {name!r}: use letters, digits, '.', '_' and '-' only (it names a folder under --storage).")
     return Invocation(
@@ -149,6 +174,8 @@ def interpret(args: argparse.Namespace) -> Invocation:
         checkpoints_dir=args.checkpoints_dir.resolve(),
         preset=args.preset,
         fixed=fixed_values(args.dataset, args.preset, args.fix),
+        archs=archs,
+        repeats=chosen["repeats"],
     )
 
 
@@ -159,7 +186,8 @@ def to_record(invocation: Invocation) -> dict:
 
 def from_record(record: dict) -> Invocation:
     settings = {**record["settings"], "data_dir": Path(record["settings"]["data_dir"])}
-    return Invocation(**{**record, "settings": StudySettings(**settings), "checkpoints_dir": Path(record["checkpoints_dir"])})
+    archs = tuple(record.get("archs") or (settings["arch"],))  # study.json of a one-architecture study names none
+    return Invocation(**{**record, "settings": StudySettings(**settings), "checkpoints_dir": Path(record["checkpoints_dir"]), "archs": archs})
 
 
 def resumed(asked: Invocation) -> Invocation:
@@ -172,32 +200,20 @@ def resumed(asked: Invocation) -> Invocation:
 
 
 def check_can_start(invocation: Invocation) -> None:
-    """A new study must not take over an experiment folder or an exported model that exist."""
+    """A new study must not take over an experiment folder or exported models that exist."""
     check_new(invocation.storage, invocation.name)
-    exported = invocation.checkpoints_dir / invocation.name / "best.pth"
+    exported = invocation.checkpoints_dir / invocation.name
     if exported.exists():
         raise UserError(
             f"{exported} exists, from an earlier study named {invocation.name!r}. Choose another --name "
-            f"(or move that file away); nothing was changed."
+            f"(or move that folder away); nothing was changed."
         )
 
 
-def run_study(invocation: Invocation, resume: bool, address: str | None, dashboard_host: str) -> Summary | None:
-    """Run (or continue) a study; returns its summary, or None when it was interrupted before the end."""
-    from study.outcome import conclude, results_table
-    from study.tuning import TunePlan, build_tuner, restore_tuner
+def plan_of(invocation: Invocation, gpus_per_trial: float, max_concurrent: int):
+    from study.tuning import TunePlan
 
-    check_storage_writable(invocation.storage)
-    if resume:
-        invocation = resumed(invocation)
-    else:
-        check_can_start(invocation)
-    settings = invocation.settings
-    check_search(settings, invocation.fixed)
-    prepare_data(settings)
-    connect_ray(address, dashboard_host)
-    gpus_per_trial, max_concurrent = trial_resources(settings.cpus_per_trial, invocation.gpus_per_trial, invocation.max_concurrent)
-    plan = TunePlan(
+    return TunePlan(
         name=invocation.name,
         storage=invocation.storage,
         num_samples=invocation.num_samples,
@@ -205,20 +221,58 @@ def run_study(invocation: Invocation, resume: bool, address: str | None, dashboa
         max_concurrent=max_concurrent,
         max_failures=invocation.max_failures,
         fixed=invocation.fixed,
+        archs=invocation.archs,
+        repeats=invocation.repeats,
     )
+
+
+def fit(make_tuner, expected: int):
+    """Run a phase's Tuner; its results, or None when it was interrupted before every trial ended."""
+    with graceful_sigterm():
+        results = make_tuner().fit()
+    if results.num_terminated + results.num_errors < len(results) or len(results) < expected:
+        return None
+    return results
+
+
+def run_study(invocation: Invocation, resume: bool, address: str | None, dashboard_host: str) -> Summary | None:
+    """Run (or continue) a study: the searches of every architecture at once, then the repeats of each best
+    configuration; returns its summary, or None when it was interrupted before the end."""
+    from ray import tune
+
+    from study.outcome import results_table, searched, summarize
+    from study.repeats import repeat_configs
+    from study.tuning import build_repeat_tuner, build_tuner, restore_tuner
+
+    check_storage_writable(invocation.storage)
+    if resume:
+        invocation = resumed(invocation)
+    else:
+        check_can_start(invocation)
+    settings = invocation.settings
+    for arch in invocation.archs:
+        check_search(dataclasses.replace(settings, arch=arch), invocation.fixed)
+    prepare_data(settings)
+    connect_ray(address, dashboard_host)
+    plan = plan_of(invocation, *trial_resources(settings.cpus_per_trial, invocation.gpus_per_trial, invocation.max_concurrent))
     if not resume:
         save_study(invocation.storage, invocation.name, to_record(invocation))
-    tuner = restore_tuner(settings, plan) if resume else build_tuner(settings, plan)
-    with graceful_sigterm():
-        results = tuner.fit()
-    if results.num_terminated + results.num_errors < len(results) or len(results) < plan.num_samples:
+    search = fit(lambda: restore_tuner(plan.experiment_path, settings, plan) if resume else build_tuner(settings, plan), plan.num_samples * len(plan.archs))
+    repeated = None
+    if search is not None:
+        architectures = searched(search, settings, plan.archs, invocation.checkpoints_dir / invocation.name)
+        configs = repeat_configs(architectures, plan.repeats, settings.seed)
+        if configs:
+            restorable = tune.Tuner.can_restore(plan.repeats_path)
+            repeated = fit(lambda: restore_tuner(plan.repeats_path, settings, plan) if restorable else build_repeat_tuner(settings, plan, configs), len(configs))
+    if search is None or (plan.repeats and configs and repeated is None):
         print(
             f"The study was interrupted; its state is saved. Continue it with:\n"
             f"  python -m study.run {settings.dataset} --name {plan.name} --storage {plan.storage} --resume",
             flush=True,
         )
         return None
-    summary = conclude(results, settings, invocation.experiment_path, invocation.checkpoints_dir / invocation.name)
+    summary = summarize(settings, invocation.experiment_path, architectures, repeated, plan.repeats)
     print(results_table(summary), flush=True)
     require_a_model(summary, plan.name)
     return summary
@@ -226,7 +280,7 @@ def run_study(invocation: Invocation, resume: bool, address: str | None, dashboa
 
 def require_a_model(summary: Summary, name: str) -> None:
     """A UserError naming the first trial error when no trial of the study finished an epoch."""
-    if summary.best is None:
+    if all(architecture.best is None for architecture in summary.architectures):
         errors = [trial.error for trial in summary.trials if trial.error]
         reason = f" The first error: {errors[0].strip().splitlines()[-1]}" if errors else ""
         raise UserError(f"No trial of {name!r} finished an epoch, so there is no model to test or export.{reason}")

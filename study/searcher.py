@@ -86,6 +86,10 @@ class StudySearch(OptunaSearch):
     def restore(self, checkpoint_path: str) -> None:
         """The searcher as Ray last saved it, reconciled with a journal that ran ahead of that state."""
         super().restore(checkpoint_path)
+        self.reconcile()
+
+    def reconcile(self) -> None:
+        """After a restore: trials the journal finished, or asked for, after the saved state was written."""
         storage = self._ot_study._storage
         for trial_id, ot_trial in self._ot_trials.items():
             # Finished in the journal after Ray's last save: Ray runs the trial again, Optuna keeps its first record.

@@ -16,6 +16,7 @@ from study.errors import UserError
 from study.files import write_atomically
 
 STUDY_FILE = "study.json"  # the settings the study was started with; --resume reads them back
+REPEATS = "repeats"  # the folder of the repeats' own Ray experiment, inside the study's
 
 
 def experiment_path(storage: str, name: str) -> str:

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from study.errors import UserError
+from study.statistics import Interval
 
 SUMMARY_FILE = "summary.json"
 # Bump when a field changes meaning or goes away. Files written before the field existed are version 1.
-SUMMARY_VERSION = 1
+SUMMARY_VERSION = 2  # 2: several architectures per study, repeats and their statistics
 
 
 class TrialStatus(StrEnum):
@@ -50,7 +51,7 @@ class TrialRecord:
 
 @dataclass(frozen=True)
 class BestModel:
-    """The best checkpoint over every trial, tested once on the test split."""
+    """An architecture's best checkpoint over its search, exported and tested once on the test split."""
 
     trial_id: str
     config: dict
@@ -62,23 +63,78 @@ class BestModel:
     test_acc: float
     test_loss: float | None
     test_samples: int
+    output_silent: bool = False  # spike-count outputs: no output spike on the whole test split
+
+
+@dataclass(frozen=True)
+class RepeatRecord:
+    """The best configuration trained again from scratch with a new seed, tested at its best validation epoch."""
+
+    repeat: int
+    seed: int
+    trial_id: str
+    status: TrialStatus
+    best_epoch: int
+    val_acc: float
+    test_acc: float
+    test_loss: float | None
+    test_samples: int
+    output_silent: bool
+    predictions: str  # the JSON file of its per-sample test predictions ({"predicted": [...], "labels": [...]})
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """One architecture of a study: its search, its best model, its repeats and their statistics."""
+
+    arch: str
+    spiking: bool
+    saw: str  # what its best configuration's input was, in words (study.data.encoding.what_it_sees)
+    best: BestModel | None  # None when no trial of it saved a checkpoint
+    trials: tuple[TrialRecord, ...]
+    repeats: tuple[RepeatRecord, ...] = ()
+    test_acc: Interval | None = None  # over the repeats: mean, standard deviation, 95% CI
+    test_loss: Interval | None = None
+
+    def trials_with(self, status: TrialStatus) -> list[TrialRecord]:
+        return [trial for trial in self.trials if trial.status == status]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two architectures' repeats on the same test samples (study.statistics.compare)."""
+
+    first: str
+    second: str
+    difference: Interval  # test accuracy, first minus second, paired by seed
+    test: str  # the name of the paired test on per-sample outcomes
+    discordant: tuple[int, int]  # test samples only the first got right, only the second
+    p_value: float
+    distinguishable: bool  # False: "indistinguishable at this sample size"
 
 
 @dataclass(frozen=True)
 class Summary:
     dataset: str
-    arch: str
     synthetic: bool
     metric: str
     mode: str
     max_epochs: int
     experiment: str  # the experiment folder (a path or a URI)
-    best: BestModel | None  # None when no trial saved a checkpoint
-    trials: tuple[TrialRecord, ...]
+    architectures: tuple[Architecture, ...]
+    repeats: int = 0  # asked per architecture
+    comparisons: tuple[Comparison, ...] = ()
     version: int = SUMMARY_VERSION
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, default=str) + "\n"
+
+    @property
+    def trials(self) -> tuple[TrialRecord, ...]:
+        return tuple(trial for architecture in self.architectures for trial in architecture.trials)
+
+    def of(self, arch: str) -> Architecture:
+        return next(architecture for architecture in self.architectures if architecture.arch == arch)
 
     def trials_with(self, status: TrialStatus) -> list[TrialRecord]:
         return [trial for trial in self.trials if trial.status == status]
@@ -89,15 +145,52 @@ def json_number(value):
     return value if not isinstance(value, float) or math.isfinite(value) else None
 
 
+def _interval(record: dict | None) -> Interval | None:
+    return Interval(**record) if record is not None else None
+
+
+def _trials(records: list) -> tuple[TrialRecord, ...]:
+    return tuple(TrialRecord(**{**trial, "status": TrialStatus(trial["status"])}) for trial in records)
+
+
+def _architecture(record: dict) -> Architecture:
+    best = record.pop("best")
+    return Architecture(
+        **{key: value for key, value in record.items() if key not in ("trials", "repeats", "test_acc", "test_loss")},
+        best=BestModel(**best) if best is not None else None,
+        trials=_trials(record["trials"]),
+        repeats=tuple(RepeatRecord(**{**r, "status": TrialStatus(r["status"])}) for r in record.get("repeats", [])),
+        test_acc=_interval(record.get("test_acc")),
+        test_loss=_interval(record.get("test_loss")),
+    )
+
+
+def _from_version_1(record: dict) -> dict:
+    """A version-1 summary (one architecture, no repeats) in version 2's layout."""
+    from study.registry import ARCHITECTURES
+
+    arch = record.pop("arch")
+    architecture = {"arch": arch, "spiking": ARCHITECTURES[arch].spiking, "saw": "", "best": record.pop("best"), "trials": record.pop("trials")}
+    return {**record, "architectures": [architecture]}
+
+
 def read_summary(text: str, where: str) -> Summary:
-    """The Summary in `text` (the contents of `where`), or a UserError saying why it cannot be read."""
+    """The Summary in `text` (the contents of `where`), or a UserError saying why it cannot be read.
+
+    Version-1 summaries (one architecture, written before comparisons) are read into version 2's layout.
+    """
     try:
         record = json.loads(text)
         version = record.pop("version", 1)
-        if version != SUMMARY_VERSION:
-            raise UserError(f"{where} has summary layout version {version}; this snn-study reads version {SUMMARY_VERSION}.")
-        trials = tuple(TrialRecord(**{**trial, "status": TrialStatus(trial["status"])}) for trial in record.pop("trials"))
-        best = record.pop("best")
-        return Summary(**record, best=BestModel(**best) if best is not None else None, trials=trials)
+        if version == 1:
+            record = _from_version_1(record)
+        elif version != SUMMARY_VERSION:
+            raise UserError(f"{where} has summary layout version {version}; this snn-study reads versions 1 and {SUMMARY_VERSION}.")
+        comparisons = tuple(
+            Comparison(**{**c, "difference": Interval(**c["difference"]), "discordant": tuple(c["discordant"])})
+            for c in record.pop("comparisons", [])
+        )
+        architectures = tuple(_architecture(architecture) for architecture in record.pop("architectures"))
+        return Summary(**record, architectures=architectures, comparisons=comparisons)
     except (ValueError, TypeError, KeyError, AttributeError) as error:
         raise UserError(f"{where} is not a summary this snn-study can read ({type(error).__name__}: {error}).") from None

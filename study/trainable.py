@@ -7,14 +7,19 @@ the last checkpoint.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import torch
 
 from study.checkpoint import TRIAL_CHECKPOINT_FILE, read_checkpoint, save_checkpoint
-from study.config import Hyperparams, StudySettings
+from study.config import ARCH_KEY, REPEAT_KEY, SEED_KEY, Hyperparams, StudySettings
+from study.files import write_atomically
+from study.final_test import predict_test_split
 from study.loop import (
     DIVERGED,
     OPTIMIZERS,
@@ -30,6 +35,8 @@ from study.models.calibration import calibrate
 from study.precision import resolve
 from study.registry import DATASETS, build_model
 from study.summary import SELF_STOPPING_METRICS
+
+PREDICTIONS_FILE = "test_predictions.json"  # in a repeat's last checkpoint: {"predicted": [...], "labels": [...]}
 
 
 def resume_state(checkpoint) -> dict | None:
@@ -69,10 +76,26 @@ def _read_trial_checkpoint(checkpoint) -> dict:
         return read_checkpoint(Path(folder) / TRIAL_CHECKPOINT_FILE)
 
 
-def _report(metrics: dict, model, optimizer, settings: StudySettings, hp: Hyperparams) -> None:
-    """One epoch's report to Ray Tune, with the checkpoint it scores."""
+@dataclass
+class BestSoFar:
+    """A repeat's best epoch by validation accuracy: the model it is tested with when training ends."""
+
+    val_acc: float = -1.0
+    epoch: int = 0
+    state: dict | None = None
+
+    def update(self, metrics: dict, model) -> None:
+        if metrics["val_acc"] > self.val_acc:
+            self.val_acc, self.epoch = metrics["val_acc"], metrics["epoch"]
+            self.state = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+
+
+def _report(metrics: dict, model, optimizer, settings: StudySettings, hp: Hyperparams, best: BestSoFar | None, predictions: dict | None) -> None:
+    """One epoch's report to Ray Tune, with the checkpoint it scores (for a repeat: its best state and, at
+    the end, its test predictions)."""
     from ray import tune
 
+    extra = {"best_val_acc": best.val_acc, "best_epoch": best.epoch, "best_model": best.state} if best is not None else {}
     with tempfile.TemporaryDirectory() as folder:
         save_checkpoint(
             Path(folder) / TRIAL_CHECKPOINT_FILE,
@@ -84,15 +107,38 @@ def _report(metrics: dict, model, optimizer, settings: StudySettings, hp: Hyperp
             epoch=metrics["epoch"],
             metrics=metrics,
             synthetic=settings.synthetic,
+            **extra,
         )
+        if predictions is not None:
+            write_atomically(Path(folder) / PREDICTIONS_FILE, json.dumps(predictions) + "\n")
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
+def trial_settings(config: dict, settings: StudySettings) -> tuple[StudySettings, Hyperparams, int | None]:
+    """A trial's settings (its architecture and seed, where the config names them), hyperparameters, and repeat number."""
+    config = dict(config)
+    arch, seed, repeat = config.pop(ARCH_KEY, settings.arch), config.pop(SEED_KEY, settings.seed), config.pop(REPEAT_KEY, None)
+    return dataclasses.replace(settings, arch=arch, seed=seed), Hyperparams.from_dict(config), repeat
+
+
+def _tested(best: BestSoFar, settings: StudySettings, hp: Hyperparams, device) -> tuple[dict, dict]:
+    """A repeat's test: its best-validation model on the test split. (metrics, predictions file contents)."""
+    model = build_model(settings.dataset, settings.arch, hp).to(device)
+    model.load_state_dict(best.state)
+    tested, predicted, labels = predict_test_split(settings, model.eval(), hp, device)
+    metrics = {**dataclasses.asdict(tested), "best_epoch": best.epoch, "best_val_acc": best.val_acc}
+    return metrics, {"predicted": predicted, "labels": labels}
+
+
 def train_trial(config: dict, settings: StudySettings) -> None:
-    """Ray Tune function trainable: trains up to `settings.max_epochs`, reporting once per epoch."""
+    """Ray Tune function trainable: trains up to `settings.max_epochs`, reporting once per epoch.
+
+    A search trial stops itself when it cannot learn (study.loop.epoch_metrics). A repeat (its config has
+    a "repeat") trains every epoch, and at the last tests its best-validation epoch's model on the test split.
+    """
     from ray import tune  # imported here so that importing this module needs no Ray runtime
 
-    hp = Hyperparams.from_dict(config)
+    settings, hp, repeat = trial_settings(config, settings)
     source = DATASETS[settings.dataset].source
     torch.set_num_threads(settings.torch_threads)
     torch.manual_seed(settings.seed)
@@ -107,11 +153,14 @@ def train_trial(config: dict, settings: StudySettings) -> None:
 
     model = build_model(settings.dataset, settings.arch, hp).to(device)
     optimizer = OPTIMIZERS[hp.optimizer](model.parameters(), hp)
+    best = BestSoFar() if repeat is not None else None
     first_epoch = 1
     if (state := resume_state(tune.get_checkpoint())) is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         first_epoch = state["epoch"] + 1
+        if best is not None:
+            best = BestSoFar(state["best_val_acc"], state["best_epoch"], state["best_model"])
     elif settings.calibrate and model.spiking:
         train_loader.generator.manual_seed(settings.seed + 1)
         inputs, _ = next(iter(train_loader))  # epoch 1's first training batch
@@ -124,9 +173,14 @@ def train_trial(config: dict, settings: StudySettings) -> None:
         train = train_one_epoch(model, train_loader, optimizer, adapt, device, precision)
         # A diverged network has nothing left to learn or to validate: report it and stop the trial.
         val = measure(model, val_loader, adapt, device, precision) if not train.diverged else DIVERGED
-        metrics = epoch_metrics(
-            epoch, train, val, time.perf_counter() - started, classes=source.num_classes, epochs_left=settings.max_epochs - epoch
-        )
-        _report(metrics, model, optimizer, settings, hp)
+        checks = {"classes": source.num_classes, "epochs_left": settings.max_epochs - epoch} if repeat is None else {}
+        metrics = epoch_metrics(epoch, train, val, time.perf_counter() - started, **checks)
+        predictions = None
+        if best is not None:
+            best.update(metrics, model)
+            if epoch == settings.max_epochs or metrics.get("diverged"):
+                tested, predictions = _tested(best, settings, hp, device)
+                metrics |= tested
+        _report(metrics, model, optimizer, settings, hp, best, predictions)
         if any(metrics.get(problem) for problem in SELF_STOPPING_METRICS):
             return  # nothing left to learn: diverged, silent or saturated for a whole epoch, or still at chance

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from optuna.samplers import TPESampler
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
-from study.config import METRIC, MODE, StudySettings
+from study.config import ARCH_KEY, METRIC, MODE, REPEAT_KEY, StudySettings
 from study.search import first_trial, quiet_optuna, space_of
-from study.searcher import STUDY_NAME, StudySearch, journal_storage
-from study.storage import experiment_path
+from study.comparison import ComparisonScheduler, ComparisonSearch, GivenConfigs
+from study.searcher import StudySearch, journal_storage
+from study.storage import REPEATS, experiment_path
 from study.trainable import train_trial
 
 # ASHA: every trial gets at least one epoch; at each rung (1, 2, 4, ... epochs) the better half goes on.
@@ -27,15 +29,25 @@ class TunePlan:
 
     name: str
     storage: str  # absolute local path or a URI (s3://, gs://, ...) that every node can reach
-    num_samples: int
+    num_samples: int  # trials per architecture
     gpus_per_trial: float
     max_concurrent: int  # trials at once; without it Ray runs a custom searcher's trials one by one
     max_failures: int = 1  # retries of a trial that raised, from its last checkpoint
     fixed: dict = field(default_factory=dict)  # hyperparameters the study fixes (--preset, --fix): not searched
+    archs: tuple[str, ...] = ()  # the architectures compared; () is settings.arch alone
+    repeats: int = 0  # per architecture, trainings of its best configuration from scratch with new seeds
 
     @property
     def experiment_path(self) -> str:
         return experiment_path(self.storage, self.name)
+
+    @property
+    def repeats_path(self) -> str:
+        """The repeats' own Ray experiment, inside the study's folder."""
+        return f"{self.experiment_path}/{REPEATS}"
+
+    def architectures(self, settings: StudySettings) -> tuple[str, ...]:
+        return self.archs or (settings.arch,)
 
 
 def trainable(settings: StudySettings, plan: TunePlan, function=train_trial):
@@ -52,30 +64,23 @@ def startup_trials(num_samples: int) -> int:
     return max(2, num_samples // 5)
 
 
-def sampler(settings: StudySettings, plan: TunePlan) -> TPESampler:
+def sampler(settings: StudySettings, plan: TunePlan, offset: int = 0) -> TPESampler:
     """TPE over the joint distribution (`multivariate`), with conditional parameters in their own groups
     (`group`: the learning rate's range differs per optimizer, momentum exists only for SGD), and the
-    trials still running counted as bad (`constant_liar`), so that concurrent trials spread out."""
+    trials still running counted as bad (`constant_liar`), so that concurrent trials spread out.
+    `offset` gives each architecture of a comparison its own seed."""
     with quiet_optuna():  # `group` is marked experimental: the warning would repeat in every study's log
         return TPESampler(
-            seed=settings.seed, n_startup_trials=startup_trials(plan.num_samples), multivariate=True, group=True, constant_liar=True
+            seed=settings.seed + offset,
+            n_startup_trials=startup_trials(plan.num_samples),
+            multivariate=True,
+            group=True,
+            constant_liar=True,
         )
 
 
-def build_tuner(settings: StudySettings, plan: TunePlan, function=train_trial) -> tune.Tuner:
-    """A new study. metric/mode go to the searcher and the scheduler (Ray rejects them in both places)."""
-    with quiet_optuna():
-        searcher = StudySearch(
-            space=space_of(settings, plan.fixed),
-            points_to_evaluate=[first_trial(settings, plan.fixed)],
-            metric=METRIC,
-            mode=MODE,
-            sampler=sampler(settings, plan),
-            storage=journal_storage(plan.experiment_path),
-            study_name=STUDY_NAME,
-            max_t=settings.max_epochs,
-        )
-    scheduler = ASHAScheduler(
+def asha(settings: StudySettings) -> ASHAScheduler:
+    return ASHAScheduler(
         time_attr="epoch",  # the trial's own count: a trial restored from an older checkpoint repeats epochs
         metric=METRIC,
         mode=MODE,
@@ -83,12 +88,38 @@ def build_tuner(settings: StudySettings, plan: TunePlan, function=train_trial) -
         grace_period=min(ASHA_GRACE_PERIOD, settings.max_epochs),
         reduction_factor=ASHA_REDUCTION_FACTOR,
     )
+
+
+def searchers(settings: StudySettings, plan: TunePlan) -> dict[str, StudySearch]:
+    """One StudySearch per architecture, each its own Optuna study (named after it) in the experiment's journal."""
+    storage = journal_storage(plan.experiment_path)
+    found = {}
+    with quiet_optuna():
+        for offset, arch in enumerate(plan.architectures(settings)):
+            ours = dataclasses.replace(settings, arch=arch)
+            found[arch] = StudySearch(
+                space=space_of(ours, plan.fixed),
+                points_to_evaluate=[first_trial(ours, plan.fixed)],
+                metric=METRIC,
+                mode=MODE,
+                sampler=sampler(settings, plan, offset),
+                storage=storage,
+                study_name=arch,
+                max_t=settings.max_epochs,
+            )
+    return found
+
+
+def build_tuner(settings: StudySettings, plan: TunePlan, function=train_trial) -> tune.Tuner:
+    """A new study: every architecture's search at once, each with its own Optuna and ASHA (study.comparison)."""
+    archs = plan.architectures(settings)
+    search = ComparisonSearch(searchers(settings, plan), plan.num_samples, METRIC, MODE)
     return tune.Tuner(
         trainable(settings, plan, function),
         tune_config=tune.TuneConfig(
-            search_alg=searcher,
-            scheduler=scheduler,
-            num_samples=plan.num_samples,
+            search_alg=search,
+            scheduler=ComparisonScheduler({arch: asha(settings) for arch in archs}),
+            num_samples=plan.num_samples * len(archs),
             max_concurrent_trials=plan.max_concurrent,
             trial_dirname_creator=lambda trial: f"trial_{trial.trial_id}",
         ),
@@ -105,7 +136,27 @@ def build_tuner(settings: StudySettings, plan: TunePlan, function=train_trial) -
     )
 
 
-def restore_tuner(settings: StudySettings, plan: TunePlan, function=train_trial) -> tune.Tuner:
-    """Continue an interrupted study: finished trials stay, unfinished ones resume from their checkpoints."""
+def build_repeat_tuner(settings: StudySettings, plan: TunePlan, configs: list[dict], function=train_trial) -> tune.Tuner:
+    """The repeats: each config (a best configuration with its "arch", "seed" and "repeat") trained once, to the end."""
+    return tune.Tuner(
+        trainable(settings, plan, function),
+        tune_config=tune.TuneConfig(
+            search_alg=GivenConfigs(configs),
+            num_samples=len(configs),
+            max_concurrent_trials=plan.max_concurrent,
+            trial_dirname_creator=lambda trial: f"repeat_{trial.config[ARCH_KEY]}_{trial.config[REPEAT_KEY]}_{trial.trial_id}",
+        ),
+        run_config=tune.RunConfig(
+            name=REPEATS,
+            storage_path=plan.experiment_path,
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),  # the last: it holds the tested model and its predictions
+            failure_config=tune.FailureConfig(max_failures=plan.max_failures),
+        ),
+    )
+
+
+def restore_tuner(path: str, settings: StudySettings, plan: TunePlan, function=train_trial) -> tune.Tuner:
+    """Continue an interrupted phase (the searches, or the repeats at `path`): finished trials stay,
+    unfinished ones resume from their checkpoints."""
     # Errored trials already used their retries (--max-failures): they stay as they ended.
-    return tune.Tuner.restore(plan.experiment_path, trainable=trainable(settings, plan, function))
+    return tune.Tuner.restore(path, trainable=trainable(settings, plan, function))

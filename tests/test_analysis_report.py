@@ -31,11 +31,12 @@ from analysis.experiment import Experiment, Trial
 from analysis.hyperparameters import Importance, infer_distribution, parameter_importance, searched_values
 from analysis.page import html
 from analysis.tradeoff import pareto_front
-from analysis.writeup import compared_pairs, comparison_sentence, importance_sentence, markdown, summary_sentences
+from analysis.writeup import compared_pairs, comparison_sentence, importance_sentence, markdown, study_sentence, summary_sentences
 from study.checkpoint import save_checkpoint
 from study.config import Hyperparams
 from study.registry import build_model
-from study.summary import BestModel, Summary, TrialRecord, TrialStatus
+from study.statistics import MCNEMAR, mean_interval, paired_difference
+from study.summary import Architecture, BestModel, Comparison, Summary, TrialRecord, TrialStatus
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "analysis" / "notebooks").glob("*.ipynb"))
 EXPERIMENTS = ("mnist-cnn-synthetic", "nmnist-scnn-synthetic")
@@ -70,12 +71,13 @@ def hand_best(trial_id: str = "a", checkpoint: str = "best.pth") -> BestModel:
 
 
 def hand_summary(dataset: str, arch: str, trials: list[TrialRecord], best: BestModel | None, max_epochs: int = 1) -> Summary:
-    return Summary(dataset, arch, False, "val_acc", "max", max_epochs, "hand", best, tuple(trials))
+    architecture = Architecture(arch, arch != "cnn", "", best, tuple(trials))
+    return Summary(dataset, False, "val_acc", "max", max_epochs, "hand", (architecture,))
 
 
 def hand_experiment(trials: list[Trial]) -> Experiment:
     summary = hand_summary("nmnist", "scnn", [], hand_best(trials[0].trial_id), max_epochs=3)
-    return Experiment("hand", Path("hand"), {"data_dir": "data"}, summary, tuple(trials), Path("best.pth"))
+    return Experiment("hand", Path("hand"), {"data_dir": "data"}, summary, summary.architectures[0], tuple(trials), Path("best.pth"))
 
 
 # ---------------------------------------------------------------- Pareto front
@@ -95,24 +97,42 @@ def test_pareto_front_keeps_identical_points_together():
 # ---------------------------------------------------------------- the summary's sentences
 
 
-def test_comparison_sentence_names_the_winner_the_gap_and_the_operation_ratio():
+def test_comparison_sentence_names_the_winner_the_gap_its_test_and_the_operation_ratio():
     sentence = comparison_sentence(spiking_row(test_acc=0.775), study_row(test_acc=0.9))
     assert sentence == (
-        "On nmnist, the conventional cnn was more accurate than the spiking scnn by 12.5 percentage points of test "
-        "accuracy (90.0% against 77.5%), at 4 times the operations per sample (1M MACs against 250k SynOps)."
+        "On nmnist, the conventional cnn was more accurate than the spiking scnn by 12.5 percentage points (90.0% against "
+        "77.5%, single runs; Fisher's exact test on 100 test samples each: p = 0.033); the cnn at 4 times the operations per "
+        "sample (1M MACs against 250k SynOps)."
     )
 
 
 def test_comparison_sentence_follows_the_numbers_when_the_spiking_network_wins():
-    sentence = comparison_sentence(spiking_row(test_acc=0.95), study_row(test_acc=0.9))
+    sentence = comparison_sentence(spiking_row(test_acc=0.95, test_samples=1000), study_row(test_acc=0.9, test_samples=1000))
     assert sentence.startswith("On nmnist, the spiking scnn was more accurate than the conventional cnn by 5.0 percentage points")
-    assert "at 4 times fewer operations per sample (250k SynOps against 1M MACs)" in sentence
+    assert "the scnn at 4 times fewer operations per sample (250k SynOps against 1M MACs)" in sentence
+
+
+def test_a_gap_that_could_be_chance_is_called_indistinguishable():
+    sentence = comparison_sentence(spiking_row(test_acc=0.87), study_row(test_acc=0.9))  # 3 points on 100 samples
+    assert sentence.startswith("On nmnist, the conventional cnn and the spiking scnn are indistinguishable at this sample size: 3.0 percentage points apart")
+    assert "Fisher's exact test on 100 test samples each: p = 0.66" in sentence  # scipy.stats.fisher_exact([[90, 10], [87, 13]])
+
+
+def test_paired_repeats_give_the_interval_of_the_difference_and_mcnemars_test():
+    repeats = mean_interval([0.95, 0.96, 0.94])
+    first, second = spiking_row(repeat_acc=repeats, repeats=3), study_row(repeat_acc=mean_interval([0.90, 0.91, 0.89]), repeats=3)
+    comparison = Comparison("scnn", "cnn", paired_difference([0.95, 0.96, 0.94], [0.90, 0.91, 0.89]), MCNEMAR, (30, 2), 1e-6, True)
+    sentence = comparison_sentence(first, second, comparison)
+    assert sentence.startswith("On nmnist, the spiking scnn was more accurate than the conventional cnn by 5.0 percentage points (95.0% against 90.0%, over 3 repeats")
+    assert "exact McNemar test" in sentence and "p = 1e-06" in sentence
+    flipped = Comparison("cnn", "scnn", paired_difference([0.90, 0.91, 0.89], [0.95, 0.96, 0.94]), MCNEMAR, (2, 30), 1e-6, True)
+    assert comparison_sentence(first, second, flipped) == sentence  # the interval is the winner's minus the loser's either way
 
 
 def test_comparison_across_data_sets_says_so():
     sentence = comparison_sentence(spiking_row(), study_row(dataset="mnist", test_acc=0.99))
-    assert sentence.startswith("The conventional cnn on mnist was more accurate than the spiking scnn on nmnist by 9.0 percentage points")
-    assert sentence.endswith("the data sets differ, so the gap mixes task and network.")
+    assert sentence.startswith("The conventional cnn on mnist reached 99.0% test accuracy and the spiking scnn on nmnist 90.0%")
+    assert "the data sets differ, so the gap mixes task and network" in sentence
 
 
 def test_summary_warns_about_synthetic_data_only_when_there_is_some():
@@ -122,19 +142,24 @@ def test_summary_warns_about_synthetic_data_only_when_there_is_some():
     assert synthetic[0].startswith("**Synthetic data.** All studies ran on generated data")
 
 
-def test_summary_covers_each_study_each_pair_and_the_sparsity():
-    sentences = summary_sentences([study_row(), spiking_row(test_acc=0.8)], {})
-    assert "The conventional cnn on nmnist reached 90.0% test accuracy on 100 samples" in sentences[0]
+def test_summary_covers_each_study_each_pair_the_caveats_and_the_sparsity():
+    sentences = summary_sentences([study_row(saw="each image once"), spiking_row(test_acc=0.8)], {})
+    assert sentences[0].startswith("The conventional cnn on nmnist, which saw each image once, reached 90.0% test accuracy on 100 samples (95% CI 82.4%-95.1%")
     assert "The spiking scnn on nmnist reached 80.0% test accuracy" in sentences[1]
-    assert sentences[2].startswith("On nmnist, the conventional cnn was more accurate than the spiking scnn by 10.0 percentage points")
-    assert sentences[3] == "Activation sparsity (share of zero activations over the test samples): conventional cnn on nmnist 50.0%, spiking scnn on nmnist 97.0%."
-    assert len(sentences) == 4
+    assert sentences[2].startswith("On nmnist, the conventional cnn and the spiking scnn are indistinguishable at this sample size: 10.0 percentage points apart")
+    assert sentences[3].startswith("N-MNIST is largely solvable from its events summed over time")
+    assert sentences[4] == "Activation sparsity (share of zero activations over the test samples): conventional cnn on nmnist 50.0%, spiking scnn on nmnist 97.0%."
+    assert len(sentences) == 5
+
+
+def test_a_model_without_output_spikes_is_flagged():
+    assert "emitted no output spike on the test split" in study_sentence(spiking_row(output_silent=True))
 
 
 def test_studies_of_one_kind_on_the_same_data_are_compared_too():
     cnn = study_row(name="mnist-cnn", dataset="mnist")
-    scnn = spiking_row(name="dvsgesture-scnn", dataset="dvsgesture", test_acc=0.85)
-    slstm = spiking_row(name="dvsgesture-slstm", dataset="dvsgesture", arch="slstm", test_acc=0.75)
+    scnn = spiking_row(name="dvsgesture-scnn", dataset="dvsgesture", test_acc=0.85, test_samples=1000)
+    slstm = spiking_row(name="dvsgesture-slstm", dataset="dvsgesture", arch="slstm", test_acc=0.75, test_samples=1000)
     nmnist = spiking_row(name="nmnist-scnn", dataset="nmnist")
     pairs = [(a.name, b.name) for a, b in compared_pairs([cnn, scnn, slstm, nmnist])]
     assert pairs == [

@@ -21,7 +21,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     "args, says",
     [
         (["imagenet"], "invalid choice: 'imagenet' (choose from 'dvsgesture', 'mnist', 'nmnist')"),
-        (["nmnist", "--arch", "transformer"], "invalid choice: 'transformer' (choose from 'cnn', 'scnn', 'slstm')"),
+        (["nmnist", "--arch", "transformer"], "--arch: unknown architecture 'transformer': choose from cnn, scnn, slstm"),
         (["nmnist", "--num-samples", "0"], "--num-samples: must be a whole number of at least 1, not 0"),
         (["nmnist", "--max-epochs", "-3"], "--max-epochs: must be a whole number of at least 1, not -3"),
         (["nmnist", "--cpus-per-trial", "0"], "--cpus-per-trial: must be positive, not 0"),
@@ -85,7 +85,7 @@ def test_existing_experiment_is_not_overwritten_and_unknown_one_not_resumed(tmp_
     assert (experiment / "precious.json").read_text() == "{}"
     assert main([*args, "--name", "other", "--resume"]) == 2
     assert "no experiment 'other'" in capsys.readouterr().err
-    exported = tmp_path / "checkpoints" / "other" / "best.pth"
+    exported = tmp_path / "checkpoints" / "other" / "scnn" / "best.pth"
     exported.parent.mkdir(parents=True)
     exported.write_bytes(b"an earlier study's model")
     assert main([*args, "--name", "other", "--checkpoints-dir", str(tmp_path / "checkpoints")]) == 2
@@ -128,3 +128,26 @@ def test_bad_presets_names_and_capacities_exit_2_before_any_trial(args, says, tm
     assert status == 2
     assert says in " ".join(capsys.readouterr().err.split())
     assert not list((tmp_path / "results").glob("*"))  # no experiment was started
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["nmnist", "--arch", "cnn,transformer"], "--arch: unknown architecture 'transformer': choose from cnn, scnn, slstm"),
+        (["nmnist", "--arch", "scnn,cnn,scnn"], "--arch: 'scnn,cnn,scnn' names an architecture twice"),
+        (["nmnist", "--repeats", "-1"], "--repeats: must be a whole number of at least 0, not -1"),
+        (["nmnist", "--repeats", "three"], "--repeats: must be a whole number of at least 0, not three"),
+    ],
+)
+def test_bad_architecture_lists_and_repeats_exit_2(args, says, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(args)
+    assert exited.value.code == 2
+    assert says in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("limit", ["--train-limit", "--val-limit", "--test-limit"])
+def test_limits_below_the_number_of_classes_exit_2(limit, tmp_path, capsys):
+    assert main(["dvsgesture", limit, "5", "--synthetic", "--data-dir", str(tmp_path / "data"), "--storage", str(tmp_path / "results")]) == 2
+    assert f"{limit} 5 is smaller than the 11 classes of dvsgesture" in " ".join(capsys.readouterr().err.split())
+    assert not (tmp_path / "results").exists() or not list((tmp_path / "results").iterdir())

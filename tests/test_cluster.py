@@ -67,7 +67,7 @@ def ray_head():
 def test_a_smoke_study_runs_on_an_existing_cluster(ray_head, tmp_path):
     finished = subprocess.run(
         [
-            sys.executable, "-m", "study.run", "nmnist", "--smoke", "--synthetic", "--address", ray_head,
+            sys.executable, "-m", "study.run", "nmnist", "--arch", "scnn", "--repeats", "0", "--smoke", "--synthetic", "--address", ray_head,
             "--storage", str(tmp_path / "results"), "--data-dir", str(tmp_path / "data"),
         ],
         cwd=tmp_path, capture_output=True, text=True, timeout=300,
@@ -76,5 +76,6 @@ def test_a_smoke_study_runs_on_an_existing_cluster(ray_head, tmp_path):
     port = ray_head.rsplit(":", 1)[1]
     assert re.search(rf"Connecting to existing Ray cluster at address: [\d.]+:{port}", finished.stderr)
     summary = json.loads((tmp_path / "results" / "nmnist-scnn-synthetic" / "summary.json").read_text())
-    assert len(summary["trials"]) == 2 and summary["best"]["test_acc"] is not None
-    assert (tmp_path / "checkpoints" / "nmnist-scnn-synthetic" / "best.pth").is_file()
+    [architecture] = summary["architectures"]
+    assert len(architecture["trials"]) == 2 and architecture["best"]["test_acc"] is not None
+    assert (tmp_path / "checkpoints" / "nmnist-scnn-synthetic" / "scnn" / "best.pth").is_file()

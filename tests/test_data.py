@@ -84,6 +84,17 @@ def test_validation_split_is_fixed_stratified_and_disjoint():
     assert np.bincount(targets[val]).tolist() == [5] * 10
 
 
+def test_dvsgesture_validation_holds_out_whole_users_with_every_gesture(data_root):
+    split = DVSGESTURE_SOURCE.open(data_root, train=True)
+    train, val = train_val_indices(split.targets, 0.1, split.groups)
+    assert set(split.groups[train]).isdisjoint(split.groups[val])  # as the test split's users are
+    assert np.bincount(split.targets[val]).tolist() == [len(set(split.groups[val]))] * 11  # each user records each gesture once
+    assert 0.05 <= len(val) / len(split.targets) <= 0.35
+    again_train, again_val = train_val_indices(split.targets, 0.1, split.groups)
+    assert np.array_equal(train, again_train) and np.array_equal(val, again_val)
+    assert MNIST_SOURCE.open(data_root, train=True).groups is None  # MNIST and N-MNIST: stratified by class, as before
+
+
 def test_balanced_subset_takes_every_class_in_turn():
     targets = np.array([0] * 80 + [1] * 10 + [2] * 10)
     chosen = balanced_subset(targets, np.arange(100), 9)
@@ -159,7 +170,9 @@ def test_encoders_and_model_inputs():
     assert torch.allclose(spikes.mean(0), images, atol=0.15)  # firing probability = intensity
     frames = torch.rand(4, 6, 2, 34, 34)
     assert to_model_input(frames, "events", True, 6, "direct").shape == (6, 4, 2, 34, 34)  # time-major
-    assert to_model_input(frames, "events", False, 6, "direct").shape == (4, 2, 34, 34)  # summed
+    assert to_model_input(frames, "events", False, 6, "direct").shape == (4, 12, 34, 34)  # the CNN: bins stacked as channels
+    one_bin = frames.sum(1, keepdim=True)
+    assert torch.equal(to_model_input(one_bin, "events", False, 1, "direct"), one_bin[:, 0].log1p())  # one bin: every event summed
     assert to_model_input(images, "static", False, 6, "rate").shape == (4, 1, 28, 28)
     assert to_model_input(images, "static", True, 6, "rate").shape == (6, 4, 1, 28, 28)
 

@@ -77,7 +77,7 @@ def test_failing_trials_are_retried_from_their_checkpoint_and_the_study_finishes
     summary = conclude(results, settings, plan.experiment_path, tmp_path / "checkpoints" / plan.name)
     statuses = sorted(t.status for t in summary.trials)
     assert statuses == ["completed", "error"]
-    assert summary.best.test_samples == 20 and (tmp_path / "checkpoints" / "faulty" / "best.pth").is_file()
+    assert summary.architectures[0].best.test_samples == 20 and (tmp_path / "checkpoints" / "faulty" / "cnn" / "best.pth").is_file()
     assert "injected by the test" in next(t.error for t in summary.trials if t.status == "error")
 
 
@@ -87,7 +87,7 @@ def test_a_study_where_no_trial_finishes_an_epoch_names_the_first_error(data_roo
     plan = TunePlan(name="broken", storage=str(tmp_path / "results"), num_samples=2, gpus_per_trial=0, max_concurrent=2, max_failures=0)
     results = build_tuner(settings, plan, function=faults.broken_trial).fit()
     summary = conclude(results, settings, plan.experiment_path, tmp_path / "checkpoints" / plan.name)
-    assert summary.best is None and [t.status for t in summary.trials] == ["error", "error"]
+    assert summary.architectures[0].best is None and [t.status for t in summary.trials] == ["error", "error"]
     with pytest.raises(UserError, match="No trial of 'broken' finished an epoch.*broken before the first epoch"):
         require_a_model(summary, "broken")
     assert not (tmp_path / "checkpoints" / "broken").exists()  # nothing to export

@@ -15,7 +15,7 @@ SPIKING_SEARCHED = {"beta", "threshold", "num_steps", "population", "lr", "batch
 def test_every_dataset_and_architecture_has_a_search_space():
     assert set(SEARCH_SPACES) == {(d, a) for d in DATASETS for a in ARCHITECTURES}
     for entry in DATASETS.values():
-        assert entry.default_arch in ARCHITECTURES
+        assert set(entry.compared) <= set(ARCHITECTURES) and {"cnn", "scnn"} <= set(entry.compared)
 
 
 def test_unknown_names_list_the_valid_ones():

@@ -20,7 +20,7 @@ NUM_SAMPLES, MAX_EPOCHS = 4, 3
 
 def start_study(tmp_path: Path, name: str) -> subprocess.Popen:
     args = [
-        "nmnist", "--arch", "cnn", "--synthetic", "--name", name,
+        "nmnist", "--arch", "cnn", "--repeats", "0", "--synthetic", "--name", name,
         "--num-samples", str(NUM_SAMPLES), "--max-epochs", str(MAX_EPOCHS),
         "--train-limit", "300", "--val-limit", "50", "--test-limit", "50",
         "--data-dir", str(tmp_path / "data"), "--storage", str(tmp_path / "results"),
@@ -77,13 +77,14 @@ def wait_for_a_finished_trial_on_record(experiment: Path, driver: subprocess.Pop
 def resume_and_check(tmp_path: Path, name: str) -> dict:
     assert main(["nmnist", "--name", name, "--storage", str(tmp_path / "results"), "--resume"]) == 0
     summary = json.loads((tmp_path / "results" / name / "summary.json").read_text())
-    ids = [trial["trial_id"] for trial in summary["trials"]]
+    [architecture] = summary["architectures"]
+    ids = [trial["trial_id"] for trial in architecture["trials"]]
     assert len(ids) == NUM_SAMPLES == len(set(ids))  # every trial, none twice
-    for trial in summary["trials"]:
-        assert trial["status"] in ("completed", "stopped early")
+    for trial in architecture["trials"]:
+        assert trial["status"] in ("completed", "stopped early", "stalled")
         assert 1 <= trial["epochs"] <= MAX_EPOCHS
-    assert summary["synthetic"] is True and summary["best"]["test_samples"] == 50  # the original settings
-    assert (tmp_path / "checkpoints" / name / "best.pth").is_file()
+    assert summary["synthetic"] is True and architecture["best"]["test_samples"] == 50  # the original settings
+    assert (tmp_path / "checkpoints" / name / "cnn" / "best.pth").is_file()
     return summary
 
 

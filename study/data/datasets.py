@@ -37,7 +37,7 @@ def train_val_datasets(source: Source, settings: StudySettings, frames: FrameSpe
     """The training and validation sets (within `settings`' limits), both held out of the dataset's training split."""
     root = data_root(settings.data_dir, settings.synthetic)
     split = source.open(root, train=True)
-    train, val = train_val_indices(split.targets, settings.val_fraction)
+    train, val = train_val_indices(split.targets, settings.val_fraction, split.groups)
     train = balanced_subset(split.targets, train, settings.train_limit)
     val = balanced_subset(split.targets, val, settings.val_limit)
     return _materialize(source, split, train, frames, root), _materialize(source, split, val, frames, root)

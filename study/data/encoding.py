@@ -29,5 +29,20 @@ def to_model_input(batch: torch.Tensor, kind: str, spiking: bool, num_steps: int
         return ENCODERS[encoding](images, num_steps) if spiking else images
     if spiking:
         return batch.transpose(0, 1)  # [B, T, P, H, W] -> [T, B, P, H, W]
-    # The CNN sees all events of a sample at once; log1p keeps dense regions from dominating.
-    return batch.sum(1).log1p()  # [B, T, P, H, W] -> [B, P, H, W]
+    # The CNN sees its time bins at once, stacked as channels (one bin: every event summed); log1p keeps
+    # dense regions from dominating.
+    return batch.log1p().flatten(1, 2)  # [B, T, P, H, W] -> [B, T*P, H, W]
+
+
+def what_it_sees(kind: str, spiking: bool, hp) -> str:
+    """What a network's input is, in words, for the writeup (the comparison rests on it)."""
+    if kind == "static":
+        if not spiking:
+            return "each image once"
+        coding = "as the same input current at every step" if hp.encoding == "direct" else "rate-coded as random spikes"
+        return f"each image {coding} over {hp.num_steps} time steps"
+    if spiking:
+        return f"the events binned into {hp.num_steps} frames, one per time step, in order"
+    if hp.time_bins == 1:
+        return "all events of a sample summed into one frame (no time order)"
+    return f"the events binned into {hp.time_bins} frames stacked as input channels (time order as channel order)"

@@ -83,6 +83,7 @@ class RawSplit:
     dataset: Any  # indexable: dataset[i] -> (sample, label)
     targets: np.ndarray  # [N] int64 class indices
     folder: Path  # where the split's files live (cache keys, messages)
+    groups: np.ndarray | None = None  # [N] who recorded each sample (DVS Gesture's users); None when unknown
 
     def sample_file(self, index: int) -> str:
         """The file sample `index` is read from (tonic keeps one file per sample in `data`)."""
@@ -100,6 +101,7 @@ class Source:
     shape: tuple[int, int, int]  # static: (C, H, W); events: tonic's sensor_size (W, H, P)
     layout: str  # the expected on-disk layout under the data root, for error messages
     loader: Any  # the dataset class
+    recorded_by: Any = None  # sample file -> who recorded it, where the split's users matter (validation by user)
 
     @property
     def num_classes(self) -> int:
@@ -135,7 +137,13 @@ class Source:
             return RawSplit(dataset, dataset.targets.numpy().astype(np.int64), Path(dataset.raw_folder))
         dataset = self.loader(str(root), train=train)  # tonic downloads when its check fails
         folder = Path(dataset.location_on_system, dataset.folder_name)
-        return RawSplit(dataset, np.asarray(dataset.targets, dtype=np.int64), folder)
+        groups = np.asarray([self.recorded_by(path) for path in dataset.data]) if self.recorded_by else None
+        return RawSplit(dataset, np.asarray(dataset.targets, dtype=np.int64), folder, groups)
+
+
+def dvs_user(path: str) -> str:
+    """The user who recorded a DVS Gesture file: `.../userNN_<lighting>/<class>.npy` -> `userNN`."""
+    return Path(path).parent.name.split("_")[0]
 
 
 MNIST_SOURCE = Source(
@@ -173,4 +181,5 @@ DVSGESTURE_SOURCE = Source(
         f"([x, y, p, t_ms] rows; archives from {DVSGesture.train_url} and {DVSGesture.test_url})."
     ),
     loader=DVSGesture,
+    recorded_by=dvs_user,
 )

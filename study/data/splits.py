@@ -15,8 +15,11 @@ def _shuffled_per_class(targets: np.ndarray, indices: np.ndarray, seed: int) -> 
     return [rng.permutation(indices[targets[indices] == label]) for label in classes]
 
 
-def train_val_indices(targets: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified split of a training set into (train, validation) indices, the same on every call."""
+def train_val_indices(targets: np.ndarray, val_fraction: float, groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Split a training set into (train, validation) indices, the same on every call: by `groups` when given
+    (whole users held out, see `by_group`), else stratified by class."""
+    if groups is not None:
+        return by_group(targets, groups, val_fraction)
     all_indices = np.arange(len(targets))
     train, val = [], []
     for members in _shuffled_per_class(targets, all_indices, SPLIT_SEED):
@@ -24,6 +27,26 @@ def train_val_indices(targets: np.ndarray, val_fraction: float) -> tuple[np.ndar
         val.append(members[:n_val])
         train.append(members[n_val:])
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def by_group(targets: np.ndarray, groups: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Validation = every sample of a few whole groups (DVS Gesture's users), the rest training.
+
+    DVS Gesture's test users (24-29) are disjoint from its training users; a validation split by class
+    alone shares users with training and rewards networks that memorise users. Held-out users make
+    validation a fair stand-in for the test split. Every user records every gesture, so a user's samples
+    are class-balanced already. Users are drawn in a fixed order until they hold `val_fraction` of the
+    samples (at least one user, never all).
+    """
+    users = np.random.default_rng(SPLIT_SEED).permutation(np.unique(groups))
+    held_out, share = [], 0.0
+    for user in users[:-1]:
+        if held_out and share >= val_fraction:
+            break
+        held_out.append(user)
+        share += float(np.mean(groups == user))
+    validation = np.isin(groups, held_out)
+    return np.flatnonzero(~validation), np.flatnonzero(validation)
 
 
 def balanced_subset(targets: np.ndarray, indices: np.ndarray, limit: int | None) -> np.ndarray:

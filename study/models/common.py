@@ -16,9 +16,20 @@ OUTPUT_SPIKES = "out"
 class Output:
     """A forward pass: class scores plus, for spiking models, what the neurons did."""
 
-    scores: torch.Tensor  # [B, classes]: logits (CNN) or output spike counts per class (SNNs)
+    scores: torch.Tensor  # [B, classes]: logits (CNN), output spike counts or the membrane readout per class (SNNs)
     spikes: dict[str, torch.Tensor] = field(default_factory=dict)  # layer -> spikes [T, B, ...], OUTPUT_SPIKES last
     membrane: torch.Tensor | None = None  # output layer membrane [T, B, classes x population]
+
+    def predictions(self) -> torch.Tensor:
+        """The predicted class of each sample, `[B]`: the highest score; among classes tied on it (with spike
+        counts, a silent sample ties every class), the one whose output neurons' mean membrane is highest.
+        A tie is then credited to no class by accident (argmax alone would give it to the first)."""
+        if self.membrane is None:
+            return self.scores.argmax(1)
+        classes = self.scores.shape[1]
+        tie_break = per_class(self.membrane.float().mean(0), classes)  # [B, classes]
+        top = self.scores == self.scores.max(1, keepdim=True).values
+        return tie_break.masked_fill(~top, -torch.inf).argmax(1)
 
     def spike_counts(self) -> dict[str, tuple[float, int]]:
         """Per recorded layer: (spikes emitted, neuron updates), for its spike rate per neuron and step."""

@@ -1,0 +1,98 @@
+"""The uncertainty of a comparison, from scipy.stats: intervals over repeats and paired tests on the same test samples."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A mean over `n` values with its standard deviation and a Student-t confidence interval."""
+
+    mean: float
+    std: float | None  # sample standard deviation; None with one value
+    low: float | None  # CONFIDENCE interval of the mean; None with one value
+    high: float | None
+    n: int
+
+    @property
+    def half_width(self) -> float | None:
+        return None if self.high is None else (self.high - self.low) / 2
+
+    def contains(self, value: float) -> bool:
+        return self.low is not None and self.low <= value <= self.high
+
+
+def mean_interval(values: list[float], confidence: float = CONFIDENCE, bounds: tuple[float, float] | None = None) -> Interval:
+    """Mean, sample standard deviation and the t-interval of the mean (scipy.stats.t) of `values`, clipped
+    to `bounds` where given (an accuracy's interval from few repeats can reach past 0 or 1)."""
+    data = np.asarray(values, dtype=float)
+    if len(data) == 0:
+        raise ValueError("no values")
+    mean = float(data.mean())
+    if len(data) == 1:
+        return Interval(mean, None, None, None, 1)
+    std = float(data.std(ddof=1))
+    if std == 0:
+        return Interval(mean, 0.0, mean, mean, len(data))
+    low, high = stats.t.interval(confidence, len(data) - 1, loc=mean, scale=stats.sem(data))
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return Interval(mean, std, float(low), float(high), len(data))
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """Two architectures tested on the same samples: the difference of their accuracies and whether it could be chance."""
+
+    difference: Interval  # first minus second, over repeats paired by seed (paired t-interval)
+    test: str  # the name of the test on the per-sample outcomes
+    discordant: tuple[int, int]  # test samples only the first got right, only the second
+    p_value: float
+
+    @property
+    def distinguishable(self) -> bool:
+        """The difference's interval excludes zero (with one repeat: the paired test is significant)."""
+        if self.difference.low is None:
+            return self.p_value < 1 - CONFIDENCE
+        return not self.difference.contains(0.0)
+
+
+MCNEMAR = "exact McNemar test (two-sided binomial test on the discordant test samples, pooled over repeats)"
+
+
+def paired_difference(first: list[float], second: list[float], confidence: float = CONFIDENCE) -> Interval:
+    """Mean of first - second, repeat by repeat, with the paired t-interval (scipy.stats.ttest_rel)."""
+    a, b = np.asarray(first, dtype=float), np.asarray(second, dtype=float)
+    differences = a - b
+    if len(differences) < 2 or float(differences.std(ddof=1)) == 0:
+        return mean_interval(differences.tolist(), confidence)
+    interval = stats.ttest_rel(a, b).confidence_interval(confidence)
+    low, high = max(float(interval.low), -1.0), min(float(interval.high), 1.0)  # accuracies differ by at most 1
+    return Interval(float(differences.mean()), float(differences.std(ddof=1)), low, high, len(a))
+
+
+def mcnemar(first_correct: np.ndarray, second_correct: np.ndarray) -> tuple[tuple[int, int], float]:
+    """Exact McNemar test of two classifiers' per-sample outcomes (booleans, the same samples in the same order)."""
+    first_correct, second_correct = np.asarray(first_correct, bool), np.asarray(second_correct, bool)
+    only_first = int((first_correct & ~second_correct).sum())
+    only_second = int((~first_correct & second_correct).sum())
+    if only_first + only_second == 0:
+        return (0, 0), 1.0
+    return (only_first, only_second), float(stats.binomtest(only_first, only_first + only_second, 0.5).pvalue)
+
+
+def compare(first_accuracies: list[float], second_accuracies: list[float], first_correct: list[np.ndarray], second_correct: list[np.ndarray]) -> PairedTest:
+    """The paired comparison of two architectures' repeats (lists in repeat order, paired by seed)."""
+    discordant, p_value = mcnemar(np.concatenate(first_correct), np.concatenate(second_correct))
+    return PairedTest(paired_difference(first_accuracies, second_accuracies), MCNEMAR, discordant, p_value)
+
+
+def finite_or_none(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
