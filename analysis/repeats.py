@@ -35,6 +35,9 @@ def repeat_accuracy_figure(experiments: list[Experiment], out_dir: Path) -> Arti
                           fmt="o", color="tab:blue", capsize=8, markersize=8, zorder=4)
         else:
             axis.scatter(position, 100 * interval.mean, color="tab:blue", s=60, zorder=4)
+    values = [100 * record.test_acc for experiment in shown for record in experiment.architecture.repeats]
+    values += [100 * bound for experiment in shown for bound in (experiment.architecture.test_acc.low, experiment.architecture.test_acc.high) if bound is not None]
+    axis.set_ylim(max(0.0, min(values) - 5), min(100.0, max(values) + 5))
     axis.set_xticks(range(len(shown)), [experiment.title for experiment in shown], rotation=15, ha="right")
     axis.set_ylabel("test accuracy (%)")
     axis.grid(axis="y", alpha=0.3)

@@ -25,7 +25,7 @@ from study.errors import UserError
 from study.final_test import checkpoint_test_split
 from study.loop import input_adapter
 from study.models import Output
-from study.registry import DATASETS, DatasetAndArch
+from study.registry import ARCHITECTURES, DATASETS, DatasetAndArch
 from study.storage import STUDY_FILE
 
 DEFAULT_DATA_DIR = Path("data")
@@ -170,6 +170,14 @@ def sequence_samples(loaded: Loaded) -> list[int]:
     return list(firsts.values())[:SEQUENCE_SAMPLES]
 
 
+def default_out(checkpoint: Path, folder: str) -> Path:
+    """reports/<study>/<arch>/<folder> for an exported checkpoints/<study>/<arch>/best.pth, else reports/<its folder>/<folder>."""
+    parent = Path(checkpoint).resolve().parent
+    if parent.name in ARCHITECTURES:
+        return Path("reports") / parent.parent.name / parent.name / folder
+    return Path("reports") / parent.name / folder
+
+
 def run_cli(argv: list[str] | None, module: str, description: str, folder: str, make: Callable[[Loaded, Path], list]) -> int:
     """`python -m MODULE CHECKPOINT [--out DIR] [--samples N] [--data-dir DIR]`: write `make`'s files, print their paths.
 
@@ -181,7 +189,7 @@ def run_cli(argv: list[str] | None, module: str, description: str, folder: str, 
     parser.add_argument("--samples", type=count, default=DEFAULT_SAMPLES, help=f"class-balanced test samples (default {DEFAULT_SAMPLES})")
     parser.add_argument("--data-dir", type=Path, help="dataset root (default: the study's own, found beside the checkpoint, else ./data)")
     args = parser.parse_args(argv)
-    out = args.out or Path("reports") / args.checkpoint.resolve().parent.name / folder
+    out = args.out or default_out(args.checkpoint, folder)
     try:
         artifacts = make(load_with_samples(args.checkpoint, args.samples, args.data_dir), out)
     except UserError as error:

@@ -61,7 +61,10 @@ def study_sentence(row: StudyRow) -> str:
         f"with its best search trial, after {plural(row.search_epochs, 'epoch')} of search over {plural(row.trials, 'trial')}"
     )
     if row.repeat_acc is not None:
-        spread = f" (95% CI {_percent(row.repeat_acc.low)}-{_percent(row.repeat_acc.high)})" if row.repeat_acc.low is not None else ""
+        spread = ""
+        if row.repeat_acc.low is not None:
+            equal = row.repeat_acc.low == row.repeat_acc.high
+            spread = " (every repeat alike)" if equal else f" (95% CI {_percent(row.repeat_acc.low)}-{_percent(row.repeat_acc.high)})"
         sentence += f"; trained again with {plural(row.repeats, 'new seed')}, {_percent(row.repeat_acc.mean)} on average{spread}"
     if row.output_silent:
         sentence += ". **Its best model emitted no output spike on the test split**: its accuracy comes from the membrane tie-break alone"
@@ -76,9 +79,14 @@ def _gap_clause(winner: StudyRow, loser: StudyRow, comparison: Comparison | None
         if difference.low is not None:  # the interval of winner - loser (the comparison's is first - second)
             low, high = (difference.low, difference.high) if comparison.first == winner.arch else (-difference.high, -difference.low)
             spread = f"difference 95% CI {100 * low:+.1f} to {100 * high:+.1f} points, "
+        unstable = (
+            "; the samples differ by the McNemar test, but the difference is not stable across seeds at this number of repeats"
+            if not comparison.distinguishable and comparison.p_value < 0.05
+            else ""
+        )
         return (
             f"over {plural(difference.n, 'repeat')} paired by seed; {spread}{comparison.test}: p = {comparison.p_value:.2g}, "
-            f"{plural(winner.test_samples, 'test sample')} each",
+            f"{plural(winner.test_samples, 'test sample')} each{unstable}",
             comparison.distinguishable,
         )
     table = [[round(row.test_acc * row.test_samples), row.test_samples - round(row.test_acc * row.test_samples)] for row in (winner, loser)]

@@ -59,7 +59,7 @@ def outcome_of(experiment: Path, data: str, arch: str, classes: int, seconds: fl
         learned = above_chance(float(history[METRIC].iloc[-1]), samples, classes)
         epochs += len(history)
         wasted += 0 if learned else len(history)
-    best = summary.best
+    best = summary.architectures[0].best
     return SearchOutcome(
         data=data,
         arch=arch,
@@ -88,7 +88,7 @@ def run_study(workdir: Path, label: str, dataset: str, synthetic: bool, arch: st
     name = f"{label}-{arch}"
     command = [
         sys.executable, "-m", "study.run", dataset, "--arch", arch, "--name", name,
-        "--num-samples", str(trials), "--max-epochs", str(epochs), "--seed", str(seed),
+        "--num-samples", str(trials), "--max-epochs", str(epochs), "--seed", str(seed), "--repeats", "0",
         "--data-dir", str(workdir / ("data" if synthetic else "digits")),
         "--storage", str(workdir / "results"), "--checkpoints-dir", str(workdir / "checkpoints"),
         *(["--synthetic"] if synthetic else []),

@@ -334,6 +334,10 @@ def test_spikes_command_explains_that_a_cnn_does_not_spike(checkpoints, data_roo
     assert "does not spike" in capsys.readouterr().err
 
 
+def checkpoints_arch(model: str) -> str:
+    return MODELS[model][1]
+
+
 @pytest.mark.parametrize("command, folder, model", [(gradcam.main, "gradcam", "mnist-cnn"), (spikes.main, "spikes", "nmnist-scnn")])
 def test_commands_write_their_figures_under_reports_by_default(command, folder, model, checkpoints, data_root, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
@@ -341,3 +345,8 @@ def test_commands_write_their_figures_under_reports_by_default(command, folder, 
     printed = capsys.readouterr().out.split()
     out = tmp_path / "reports" / model / folder
     assert printed and all((tmp_path / path).parent == out and (tmp_path / path).is_file() for path in printed)
+    exported = tmp_path / "checkpoints" / "study" / checkpoints_arch(model) / "best.pth"  # an exported one: checkpoints/<study>/<arch>/
+    exported.parent.mkdir(parents=True)
+    exported.write_bytes(checkpoints[model].read_bytes())
+    assert command([str(exported), "--data-dir", str(data_root), "--samples", "4"]) == 0
+    assert all((tmp_path / path).parent == tmp_path / "reports" / "study" / checkpoints_arch(model) / folder for path in capsys.readouterr().out.split())
