@@ -100,6 +100,37 @@ def lstm(choose: Choices) -> None:
     choose.categorical("hidden", [64, 128, 256])
 
 
+# The three spaces, as each dataset's module asks them (with its own ranges and constants).
+
+
+def cnn_space(choose: Choices, events: bool, **constants) -> dict:
+    """The conventional CNN; on event data also how many time bins it sees stacked."""
+    conventional(choose)
+    if events:
+        event_frames(choose)
+    return choose.constants(**constants)
+
+
+def scnn_space(choose: Choices, steps: tuple[int, int], encoding: bool = False, **constants) -> dict:
+    """The spiking CNN: optimizer, capacity, neurons with T in `steps`; static images also their encoding."""
+    optimizer(choose)
+    capacity(choose)
+    spiking_neurons(choose, *steps)
+    if encoding:
+        choose.categorical("encoding", ["direct", "rate"])
+    return choose.constants(**constants)
+
+
+def slstm_space(choose: Choices, steps: tuple[int, int], encoding: bool = False, **constants) -> dict:
+    """The spiking LSTM: optimizer, neurons with T in `steps`, hidden size; static images also their encoding."""
+    optimizer(choose)
+    spiking_neurons(choose, *steps)
+    if encoding:
+        choose.categorical("encoding", ["direct", "rate"])
+    lstm(choose)
+    return choose.constants(**constants)
+
+
 # First trials: settings known to learn, evaluated before the sampler proposes any. The seed's network
 # (2 blocks of 12 and 32 channels, 5x5 kernels, max pooling), Adam; spiking models read out the output
 # membrane's mean, which learns from the first step (a spike-count readout needs output spikes first).

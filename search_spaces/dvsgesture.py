@@ -5,19 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from search_spaces.common import (
-    CNN_EVENTS_FIRST,
-    LSTM_FIRST,
-    NOTHING_FIXED,
-    SPIKING_FIRST,
-    Choices,
-    capacity,
-    conventional,
-    event_frames,
-    lstm,
-    optimizer,
-    spiking_neurons,
-)
+from search_spaces.common import CNN_EVENTS_FIRST, LSTM_FIRST, NOTHING_FIXED, SPIKING_FIRST, Choices, cnn_space, scnn_space, slstm_space
 
 if TYPE_CHECKING:  # only for annotations: importing a search space does not import Optuna
     import optuna
@@ -27,26 +15,15 @@ FRAME_SIZE = 32
 
 
 def cnn(trial: optuna.Trial, fixed: Mapping[str, Any] = NOTHING_FIXED) -> dict:
-    choose = Choices(trial, fixed)
-    conventional(choose)
-    event_frames(choose)
-    return choose.constants(frame_size=FRAME_SIZE)
+    return cnn_space(Choices(trial, fixed), events=True, frame_size=FRAME_SIZE)
 
 
 def scnn(trial: optuna.Trial, fixed: Mapping[str, Any] = NOTHING_FIXED) -> dict:
-    choose = Choices(trial, fixed)
-    optimizer(choose)
-    capacity(choose)
-    spiking_neurons(choose, min_steps=10, max_steps=30)
-    return choose.constants(frame_size=FRAME_SIZE)
+    return scnn_space(Choices(trial, fixed), steps=(10, 30), frame_size=FRAME_SIZE)
 
 
 def slstm(trial: optuna.Trial, fixed: Mapping[str, Any] = NOTHING_FIXED) -> dict:
-    choose = Choices(trial, fixed)
-    optimizer(choose)
-    spiking_neurons(choose, min_steps=10, max_steps=30)
-    lstm(choose)
-    return choose.constants(frame_size=FRAME_SIZE)
+    return slstm_space(Choices(trial, fixed), steps=(10, 30), frame_size=FRAME_SIZE)
 
 
 FIRST_TRIALS = {"cnn": CNN_EVENTS_FIRST, "scnn": {**SPIKING_FIRST, "num_steps": 15}, "slstm": {**LSTM_FIRST, "num_steps": 15}}

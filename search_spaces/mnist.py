@@ -1,49 +1,26 @@
-"""MNIST: static 28x28 digits; spiking models see them encoded over T steps."""
+"""MNIST: static 28x28 digits; spiking models see them encoded over T steps (direct current or rate-coded)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from search_spaces.common import (
-    CNN_FIRST,
-    LSTM_FIRST,
-    NOTHING_FIXED,
-    SPIKING_FIRST,
-    Choices,
-    capacity,
-    conventional,
-    lstm,
-    optimizer,
-    spiking_neurons,
-)
+from search_spaces.common import CNN_FIRST, LSTM_FIRST, NOTHING_FIXED, SPIKING_FIRST, Choices, cnn_space, scnn_space, slstm_space
 
 if TYPE_CHECKING:  # only for annotations: importing a search space does not import Optuna
     import optuna
 
 
 def cnn(trial: optuna.Trial, fixed: Mapping[str, Any] = NOTHING_FIXED) -> dict:
-    choose = Choices(trial, fixed)
-    conventional(choose)
-    return choose.constants()
+    return cnn_space(Choices(trial, fixed), events=False)
 
 
 def scnn(trial: optuna.Trial, fixed: Mapping[str, Any] = NOTHING_FIXED) -> dict:
-    choose = Choices(trial, fixed)
-    optimizer(choose)
-    capacity(choose)
-    spiking_neurons(choose, min_steps=5, max_steps=30)
-    choose.categorical("encoding", ["direct", "rate"])
-    return choose.constants()
+    return scnn_space(Choices(trial, fixed), steps=(5, 30), encoding=True)
 
 
 def slstm(trial: optuna.Trial, fixed: Mapping[str, Any] = NOTHING_FIXED) -> dict:
-    choose = Choices(trial, fixed)
-    optimizer(choose)
-    spiking_neurons(choose, min_steps=5, max_steps=25)
-    choose.categorical("encoding", ["direct", "rate"])
-    lstm(choose)
-    return choose.constants()
+    return slstm_space(Choices(trial, fixed), steps=(5, 25), encoding=True)
 
 
 FIRST_TRIALS = {

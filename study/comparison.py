@@ -20,7 +20,19 @@ from ray.tune.search import Searcher
 from study.config import ARCH_KEY
 
 
-class ComparisonSearch(Searcher):
+class PickledState:
+    """A searcher whose whole state pickles: Ray saves it with the experiment and restores it on --resume."""
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as file:
+            pickle.dump(self.__dict__, file)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as file:
+            self.__dict__.update(pickle.load(file))
+
+
+class ComparisonSearch(PickledState, Searcher):
     """Per-architecture searchers, `num_samples` trials each, handed out in turn."""
 
     def __init__(self, searchers: dict, num_samples: int, metric: str, mode: str):
@@ -52,13 +64,8 @@ class ComparisonSearch(Searcher):
         if trial_id in self.owner:
             self.searchers[self.owner[trial_id]].on_trial_complete(trial_id, result=result, error=error)
 
-    def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as file:
-            pickle.dump(self.__dict__, file)
-
     def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as file:
-            self.__dict__.update(pickle.load(file))
+        super().restore(checkpoint_path)
         for searcher in self.searchers.values():
             searcher.reconcile()
 
@@ -95,7 +102,7 @@ class ComparisonScheduler(FIFOScheduler):
         return "One scheduler per architecture: " + "; ".join(f"{arch}: {s.debug_string()}" for arch, s in self.schedulers.items())
 
 
-class GivenConfigs(Searcher):
+class GivenConfigs(PickledState, Searcher):
     """Exactly these configs, one trial each, in order (the repeats: nothing left to search)."""
 
     def __init__(self, configs: list[dict]):
@@ -113,11 +120,3 @@ class GivenConfigs(Searcher):
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         pass
-
-    def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as file:
-            pickle.dump(self.__dict__, file)
-
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as file:
-            self.__dict__.update(pickle.load(file))

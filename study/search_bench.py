@@ -49,7 +49,7 @@ class SearchOutcome:
 
 def outcome_of(experiment: Path, data: str, arch: str, classes: int, seconds: float) -> SearchOutcome:
     summary = read_summary((experiment / "summary.json").read_text(), str(experiment / "summary.json"))
-    first, ended, epochs, wasted = [], [], 0, 0
+    first, epochs, wasted = [], 0, 0
     for trial in summary.trials:
         history = _history(experiment / Path(trial.path).name)
         if history.empty:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from drivers import kill_driver, terminated_in_saved_state
 from study.run import main
 from study.statistics import MCNEMAR
 
@@ -54,16 +54,6 @@ def test_a_comparison_searches_repeats_and_compares_with_intervals(tmp_path, ray
     assert sorted(first_two) == ["cnn", "scnn"]  # handed out in turn, not one search after the other
 
 
-def repeats_on_record(repeats: Path) -> set[str]:
-    """Repeat trials the repeats' saved experiment state records as finished."""
-    states = sorted(repeats.glob("experiment_state-*.json"))
-    try:
-        trials = [json.loads(entry[0]) for entry in json.loads(states[-1].read_text())["trial_data"]] if states else []
-    except (ValueError, KeyError, OSError):
-        return set()
-    return {trial["trial_id"] for trial in trials if trial.get("status") == "TERMINATED"}
-
-
 def test_a_comparison_killed_during_its_repeats_finishes_with_resume(tmp_path, ray_runtime):
     log = open(tmp_path / "driver.log", "w")
     driver = subprocess.Popen(
@@ -72,19 +62,14 @@ def test_a_comparison_killed_during_its_repeats_finishes_with_resume(tmp_path, r
     )
     experiment = tmp_path / "results" / "killed"
     deadline = time.monotonic() + 600
-    while not repeats_on_record(experiment / "repeats"):
+    while not terminated_in_saved_state(experiment / "repeats"):
         assert driver.poll() is None, "the comparison ended before a repeat finished"
         assert time.monotonic() < deadline, "no repeat finished within 10 minutes"
         time.sleep(0.2)
-    os.kill(driver.pid, signal.SIGKILL)
-    driver.wait()
-    try:
-        os.killpg(driver.pid, signal.SIGKILL)  # what is left of the driver's own Ray
-    except ProcessLookupError:
-        pass
+    kill_driver(driver)
     assert not (experiment / "summary.json").exists()
     searched = {path: path.read_text() for path in experiment.glob("trial_*/result.json")}
-    finished = {path: path.read_text() for path in (experiment / "repeats").glob("repeat_*/result.json") if path.parent.name.rsplit("_", 1)[1] in repeats_on_record(experiment / "repeats")}
+    finished = {path: path.read_text() for path in (experiment / "repeats").glob("repeat_*/result.json") if path.parent.name.rsplit("_", 1)[1] in terminated_in_saved_state(experiment / "repeats")}
     assert finished
 
     assert main(["mnist", "--name", "killed", "--storage", str(tmp_path / "results"), "--resume"]) == 0

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from drivers import kill_driver, terminated_in_saved_state
 from study.run import main
 
 pytestmark = pytest.mark.slow
@@ -43,18 +44,6 @@ def wait_for_first_checkpoint(experiment: Path, driver: subprocess.Popen) -> Non
         assert driver.poll() is None, "the study ended before it could be interrupted"
         assert time.monotonic() < deadline, "no checkpoint within 3 minutes"
         time.sleep(0.2)
-
-
-def terminated_in_saved_state(experiment: Path) -> set[str]:
-    """Trial ids the experiment state Ray Tune last saved records as finished."""
-    states = sorted(experiment.glob("experiment_state-*.json"))
-    if not states:
-        return set()
-    try:
-        trials = [json.loads(entry[0]) for entry in json.loads(states[-1].read_text())["trial_data"]]
-    except (ValueError, KeyError, OSError):  # caught mid-write: look again
-        return set()
-    return {trial["trial_id"] for trial in trials if trial.get("status") == "TERMINATED"}
 
 
 def wait_for_a_finished_trial_on_record(experiment: Path, driver: subprocess.Popen) -> set[str]:
@@ -92,12 +81,7 @@ def test_a_study_killed_with_sigkill_resumes(tmp_path, ray_runtime):
     driver = start_study(tmp_path, "killed")
     experiment = tmp_path / "results" / "killed"
     finished = wait_for_a_finished_trial_on_record(experiment, driver)
-    os.kill(driver.pid, signal.SIGKILL)
-    driver.wait()
-    try:
-        os.killpg(driver.pid, signal.SIGKILL)  # what is left of the driver's own Ray
-    except ProcessLookupError:
-        pass
+    kill_driver(driver)
     assert not (experiment / "summary.json").exists()
     resume_and_check(tmp_path, "killed")
     for trial in finished:  # finished trials were not run again
