@@ -45,17 +45,20 @@ class SearchOutcome:
     test_acc: float | None
     test_samples: int | None
     seconds: float
+    at_chance_after_epoch_1: tuple = ()  # those trials: (status, epochs, config), for a look at why
 
 
 def outcome_of(experiment: Path, data: str, arch: str, classes: int, seconds: float) -> SearchOutcome:
     summary = read_summary((experiment / "summary.json").read_text(), str(experiment / "summary.json"))
-    first, epochs, wasted = [], 0, 0
+    first, epochs, wasted, at_chance = [], 0, 0, []
     for trial in summary.trials:
         history = _history(experiment / Path(trial.path).name)
         if history.empty:
             continue
         samples = int(history["val_samples"].iloc[-1])
         first.append(above_chance(float(history[METRIC].iloc[0]), samples, classes))
+        if not first[-1]:
+            at_chance.append((str(trial.status), trial.epochs, trial.config))
         learned = above_chance(float(history[METRIC].iloc[-1]), samples, classes)
         epochs += len(history)
         wasted += 0 if learned else len(history)
@@ -72,6 +75,7 @@ def outcome_of(experiment: Path, data: str, arch: str, classes: int, seconds: fl
         test_acc=best.test_acc if best else None,
         test_samples=best.test_samples if best else None,
         seconds=seconds,
+        at_chance_after_epoch_1=tuple(at_chance),
     )
 
 

@@ -137,3 +137,25 @@ def test_above_chance_is_a_binomial_test_on_the_validation_set():
     assert not above_chance(2 / 13, 13, 11)  # 2 of 13 recordings: could be luck at 1 in 11
     assert above_chance(4 / 13, 13, 11)
     assert not above_chance(0.12, 600, 10) and above_chance(0.14, 600, 10)
+
+
+def test_the_search_benchmark_counts_trials_above_chance_and_epochs_spent_on_chance(tmp_path):
+    from study.search_bench import outcome_of, totals
+    from study.summary import Architecture, Summary, TrialRecord, TrialStatus
+
+    histories = {"learner": [0.5, 0.8, 0.9], "late": [0.1, 0.6, 0.7], "hopeless": [0.1, 0.1]}
+    trials = []
+    for name, accuracies in histories.items():
+        folder = tmp_path / f"trial_{name}"
+        folder.mkdir()
+        rows = ["epoch,val_acc,val_samples", *(f"{epoch},{acc},300" for epoch, acc in enumerate(accuracies, start=1))]
+        (folder / "progress.csv").write_text("\n".join(rows) + "\n")
+        status = TrialStatus.STALLED if name == "hopeless" else TrialStatus.COMPLETED
+        trials.append(TrialRecord(name, {"lr": 0.1}, status, len(accuracies), {}, None, str(folder)))
+    summary = Summary("mnist", True, "val_acc", "max", 3, str(tmp_path), (Architecture("cnn", False, "", None, tuple(trials)),))
+    (tmp_path / "summary.json").write_text(summary.to_json())
+    outcome = outcome_of(tmp_path, "mnist-synthetic", "cnn", 10, seconds=1.0)
+    assert outcome.trials == 3 and outcome.above_chance_after_epoch_1 == pytest.approx(1 / 3)  # "late" was still at chance
+    assert outcome.epochs == 8 and outcome.epochs_on_chance_trials == pytest.approx(2 / 8)  # only "hopeless" ended there
+    assert outcome.failed_to_learn == 1 and [status for status, _, _ in outcome.at_chance_after_epoch_1] == ["completed", "stalled"]
+    assert totals([outcome, outcome])["epochs_on_chance_trials"] == pytest.approx(0.25)
