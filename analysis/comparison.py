@@ -1,4 +1,4 @@
-"""The comparison table: one row per study, from summary.json, the trial histories and the best model's operations."""
+"""The comparison and energy tables: one row per study, from summary.json, the trial histories and the best model's operations."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from pathlib import Path
 
 from analysis.content import Table, si
 from analysis.experiment import Experiment
-from analysis.operations import OperationCount
 from study.config import Hyperparams
+from study.energy import OMITTED, EnergyTable
 from study.files import write_atomically
+from study.operations import OperationCount
 from study.statistics import Interval
 
 SECTION = "Comparison"
@@ -39,11 +40,14 @@ class StudyRow:
     seconds_per_epoch: float  # mean epoch_seconds of the best trial
     search_epochs: int  # epochs run by every trial of the search together
     trials: int
-    macs: float  # per test sample
-    synops: float
-    ops: float
+    effective_macs: float  # per inference (one test sample), NeuroBench's definitions (study.operations)
+    effective_acs: float
+    dense_ops: float
+    membrane_updates: float
     activation_sparsity: float
     operation_samples: int  # test samples the operations were averaged over
+    energy_pj: float  # estimated energy per inference with `energy_table`
+    energy_table: str
     saw: str = ""  # what its input was, in words
     repeats: int = 0  # trainings of the best configuration with new seeds
     repeat_acc: Interval | None = None  # their test accuracy: mean, std, 95% CI
@@ -51,7 +55,7 @@ class StudyRow:
     experiment: str = ""  # the experiment folder it belongs to (pairs within one folder have a paired test)
 
 
-def study_row(experiment: Experiment, operations: OperationCount, hp: Hyperparams, operation_samples: int) -> StudyRow:
+def study_row(experiment: Experiment, operations: OperationCount, hp: Hyperparams, table: EnergyTable) -> StudyRow:
     best = experiment.best
     history = experiment.best_trial.history
     return StudyRow(
@@ -71,11 +75,14 @@ def study_row(experiment: Experiment, operations: OperationCount, hp: Hyperparam
         seconds_per_epoch=float(history["epoch_seconds"].mean()) if "epoch_seconds" in history else math.nan,
         search_epochs=sum(trial.epochs for trial in experiment.trials),
         trials=len(experiment.trials),
-        macs=operations.macs,
-        synops=operations.synops,
-        ops=operations.ops,
+        effective_macs=operations.effective_macs,
+        effective_acs=operations.effective_acs,
+        dense_ops=operations.dense,
+        membrane_updates=operations.membrane_updates,
         activation_sparsity=operations.activation_sparsity,
-        operation_samples=operation_samples,
+        operation_samples=operations.samples,
+        energy_pj=table.energy_pj(operations),
+        energy_table=table.name,
         saw=experiment.architecture.saw,
         repeats=len(experiment.architecture.repeats),
         repeat_acc=experiment.architecture.test_acc,
@@ -116,9 +123,12 @@ COLUMNS: dict[str, Callable[[StudyRow], str]] = {
     "time steps": lambda row: _number("d")(row.time_steps),
     "s / epoch": lambda row: _number(".2f")(row.seconds_per_epoch),
     "search epochs": lambda row: f"{row.search_epochs} ({row.trials} trials)",
-    "MACs / sample": lambda row: si(row.macs),
-    "SynOps / sample": lambda row: si(row.synops),
+    "effective MACs": lambda row: si(row.effective_macs),
+    "effective ACs": lambda row: si(row.effective_acs),
+    "dense ops": lambda row: si(row.dense_ops),
+    "membrane updates": lambda row: si(row.membrane_updates),
     "activation sparsity": lambda row: _percent(row.activation_sparsity),
+    "energy / inference": lambda row: joules(row.energy_pj),
 }
 
 
@@ -126,9 +136,12 @@ def comparison_table(rows: list[StudyRow]) -> Table:
     caption = (
         "Per study: the best trial's validation and test results (test on "
         + ", ".join(f"{row.test_samples} samples of {row.dataset}" for row in rows)
-        + "); operations per test sample of the best model: multiply-accumulates (MACs) for non-spike inputs, "
-        "synaptic operations (SynOps: accumulates triggered by spikes) for spike inputs; activation sparsity: "
-        "fraction of zero spikes (SNN) or zero ReLU outputs (CNN); s / epoch: the best trial's mean; "
+        + "); operations of the best model per inference (one test sample, averaged over "
+        + ", ".join(f"{row.operation_samples}" for row in rows)
+        + " test samples), by NeuroBench's definitions: effective MACs (multiply-accumulates of nonzero non-spike "
+        "inputs with nonzero weights), effective ACs (accumulates triggered by spikes), dense ops (every product, zeros "
+        "included), membrane updates (neurons updated per time step); activation sparsity: fraction of zero spikes (SNN) "
+        "or zero ReLU outputs (CNN); energy: the estimate of the energy table below; s / epoch: the best trial's mean; "
         "search epochs: all trials together. Repeats: the best configuration trained again from scratch with new "
         "seeds, each tested once at its best validation epoch; mean and 95% Student-t confidence interval over them. "
         "Input: what each network saw."
@@ -138,6 +151,30 @@ def comparison_table(rows: list[StudyRow]) -> Table:
         section=SECTION,
         headers=list(COLUMNS),
         rows=[[show(row) for show in COLUMNS.values()] for row in rows],
+    )
+
+
+def joules(picojoules: float) -> str:
+    """An energy in three significant digits with its unit: 912 pJ, 4.2 nJ, 13.5 uJ."""
+    for factor, unit in ((1e6, "uJ"), (1e3, "nJ")):
+        if abs(picojoules) >= factor:
+            return f"{picojoules / factor:.3g} {unit}"
+    return f"{picojoules:.3g} pJ"
+
+
+def energy_table(rows: list[StudyRow], operations: list[OperationCount], tables: list[EnergyTable]) -> Table:
+    """Each best model's estimated energy per inference under each energy table, with what the estimate assumes."""
+    caption = (
+        "Estimated energy per inference of each best model: effective MACs, effective ACs and membrane updates (each "
+        "charged one multiply-accumulate: decay times membrane plus input) times the energy of one operation. Tables: "
+        + "; ".join(f"{table.name}: {table.source}" for table in tables)
+        + f". {OMITTED}"
+    )
+    return Table(
+        caption=caption,
+        section=SECTION,
+        headers=["study", *(f"energy / inference ({table.name})" for table in tables)],
+        rows=[[row.name, *(joules(table.energy_pj(count)) for table in tables)] for row, count in zip(rows, operations)],
     )
 
 

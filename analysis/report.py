@@ -14,36 +14,40 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from analysis.comparison import StudyRow, comparison_table, study_row, write_csv
+from analysis.comparison import StudyRow, comparison_table, energy_table, study_row, write_csv
 from analysis.content import Document, Note
 from analysis.experiment import Experiment, load_experiments
 from analysis.gradcam import gradcam_artifacts
 from analysis.hyperparameters import Importance, parameter_importance
-from analysis.operations import count_operations
+from analysis.operations import checkpoint_operations
 from analysis.page import html
 from analysis.repeats import repeat_accuracy_figure, repeat_curves_figure
 from analysis.samples import load_with_samples
 from analysis.spikes import spike_artifacts
 from analysis.study_figures import SECTION as STUDY_SECTION
 from analysis.study_figures import hyperparameter_effects, importance_chart, learning_curves, parallel_coordinates
-from analysis.tradeoff import trial_operations, tradeoff_figure
+from analysis.tradeoff import searched_front_figure, trial_points, tradeoff_figure
 from analysis.weights import weight_artifacts
 from analysis.writeup import markdown, summary_sentences
 from study.cli import count, print_error
+from study.energy import HOROWITZ_FLOAT32, HOROWITZ_INT8, EnergyTable, load_energy_table
 from study.errors import UserError
 from study.files import write_atomically
-
-# Operations of every trial's last checkpoint are averaged over this many test samples: enough for a
-# stable mean spike count, few enough that a 20-trial study adds seconds, not minutes.
-TRIAL_SAMPLES = 4
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m analysis.report", description=__doc__.splitlines()[0])
     parser.add_argument("results", nargs="+", help="experiment folders (<storage>/<name>) or names under ./results")
     parser.add_argument("--label", help="the report's folder name under --out-dir (default: the experiment names joined by '+')")
     parser.add_argument("--out-dir", type=Path, default=Path("reports"), help="where reports go (default ./reports)")
-    parser.add_argument("--samples", type=count, default=20, help="test samples per best model for Grad-CAM, spikes and operation counts (default 20)")
+    parser.add_argument(
+        "--samples", type=count, default=20,
+        help="test samples per model for Grad-CAM, spikes and the operation counts of every checkpoint (default 20)",
+    )
+    parser.add_argument(
+        "--energy-table", type=Path,
+        help="JSON file of energy per operation in pJ (mac_pj, ac_pj, membrane_update_pj; optional name, source); "
+        "default: Horowitz, ISSCC 2014, 45 nm, 32-bit float (4.6 pJ a MAC, 0.9 pJ an AC)",
+    )
     parser.add_argument("--data-dir", type=Path, help="dataset root for every experiment (default: the one each study used, from its study.json)")
     return parser
 
@@ -69,22 +73,38 @@ def study_section(experiments: list[Experiment], folder: Path, document: Documen
     return importances
 
 
-def model_section(experiments: list[Experiment], folder: Path, samples: int, data_dir: Path | None, document: Document, bar: tqdm) -> list[StudyRow]:
+def model_section(
+    experiments: list[Experiment], folder: Path, samples: int, data_dir: Path | None, tables: list[EnergyTable], document: Document, bar: tqdm
+) -> list[StudyRow]:
     """Grad-CAM and spikes of each best model, then all their weights; returns the comparison rows."""
-    rows, models = [], {}
+    rows, models, counts = [], {}, []
     for experiment in experiments:
         bar.set_postfix_str(f"best model of {experiment.name}")
-        loaded = load_with_samples(experiment.best_checkpoint, samples, data_dir or experiment.data_dir)
+        where = data_dir or experiment.data_dir
+        loaded = load_with_samples(experiment.best_checkpoint, samples, where)
         document.items += gradcam_artifacts(loaded, folder / experiment.name)
         document.items += spike_artifacts(loaded, folder / experiment.name)
-        operations = count_operations(loaded.model, loaded.inputs)
-        rows.append(study_row(experiment, operations, loaded.hp, len(loaded.labels)))
+        counts.append(checkpoint_operations(experiment.best_checkpoint, samples, where, cache_dir(folder), loaded))
+        rows.append(study_row(experiment, counts[-1], loaded.hp, tables[0]))
         models[experiment.title] = loaded.model
         bar.update()
     bar.set_postfix_str("weights")
     document.items += weight_artifacts(models, folder / "weights")
+    document.items.append(energy_table(rows, counts, tables))
     bar.update()
     return rows
+
+
+def cache_dir(folder: Path) -> Path:
+    """Counts cached for every report under the same --out-dir."""
+    return folder.parent / ".cache"
+
+
+def energy_tables(path: Path | None) -> list[EnergyTable]:
+    """The report's energy table first (the one its figures and sentences use), then the others shown beside it."""
+    if path is None:
+        return [HOROWITZ_FLOAT32, HOROWITZ_INT8]
+    return [load_energy_table(path), HOROWITZ_FLOAT32, HOROWITZ_INT8]
 
 
 def report_folder(experiments: list[Experiment], label: str | None, out_dir: Path) -> Path:
@@ -106,8 +126,9 @@ def paired_comparisons(experiments: list[Experiment]) -> dict:
     }
 
 
-def make_report(specs: list[str], label: str | None, out_dir: Path, samples: int, data_dir: Path | None) -> Path:
+def make_report(specs: list[str], label: str | None, out_dir: Path, samples: int, data_dir: Path | None, energy: Path | None = None) -> Path:
     """Build the report; returns the path of its index.html."""
+    tables = energy_tables(energy)
     experiments = [experiment for spec in specs for experiment in load_experiments(spec)]  # every input is checked before any work
     folder = report_folder(experiments, label, out_dir)
     document = Document(title=f"Spiking and conventional networks: {', '.join(e.title for e in experiments)}")
@@ -116,14 +137,18 @@ def make_report(specs: list[str], label: str | None, out_dir: Path, samples: int
         bar.set_postfix_str("study figures")
         importances = study_section(experiments, folder / "study", document)
         bar.update()
-        rows = model_section(experiments, folder, samples, data_dir, document, bar)
+        rows = model_section(experiments, folder, samples, data_dir, tables, document, bar)
         points = []
         for experiment in experiments:
             bar.set_postfix_str(f"operations of every trial of {experiment.name}")
-            points += trial_operations(experiment, TRIAL_SAMPLES, data_dir or experiment.data_dir, out_dir.resolve() / ".cache", bar.update)
+            points += trial_points(experiment, samples, data_dir or experiment.data_dir, cache_dir(folder), tables[0], bar.update)
         bar.set_postfix_str("writing")
-        repeats = [repeat_accuracy_figure(experiments, folder / "comparison"), repeat_curves_figure(experiments, folder / "comparison")]
-        document.items += [comparison_table(rows), *(figure for figure in repeats if figure is not None), tradeoff_figure(points, folder / "comparison")]
+        optional = [
+            repeat_accuracy_figure(experiments, folder / "comparison"),
+            repeat_curves_figure(experiments, folder / "comparison"),
+            searched_front_figure(experiments, folder / "comparison"),
+        ]
+        document.items += [comparison_table(rows), *(figure for figure in optional if figure is not None), tradeoff_figure(points, folder / "comparison", tables[0])]
         write_csv(rows, folder / "comparison" / "comparison.csv")
         document.summary = summary_sentences(rows, importances, paired_comparisons(experiments))
         write_atomically(folder / "report.md", markdown(document, folder))
@@ -135,7 +160,7 @@ def make_report(specs: list[str], label: str | None, out_dir: Path, samples: int
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        index = make_report(args.results, args.label, args.out_dir, args.samples, args.data_dir)
+        index = make_report(args.results, args.label, args.out_dir, args.samples, args.data_dir, args.energy_table)
     except UserError as error:
         return print_error(error)
     print(index)

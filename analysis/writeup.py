@@ -14,7 +14,7 @@ from urllib.parse import quote
 from scipy import stats
 
 from analysis.artifacts import Artifact
-from analysis.comparison import StudyRow
+from analysis.comparison import StudyRow, joules
 from analysis.content import Document, Note, Table, plural, si
 from analysis.hyperparameters import Importance
 from study.summary import Comparison
@@ -27,7 +27,8 @@ def _name(row: StudyRow) -> str:
 
 
 def _ops(row: StudyRow) -> str:
-    parts = [f"{si(row.macs)} MACs" if row.macs else "", f"{si(row.synops)} SynOps" if row.synops else ""]
+    parts = [f"{si(row.effective_macs)} MACs" if row.effective_macs else "", f"{si(row.effective_acs)} ACs" if row.effective_acs else ""]
+    parts.append(f"{si(row.membrane_updates)} membrane updates" if row.membrane_updates else "")
     return " + ".join(part for part in parts if part) or "no operations"
 
 
@@ -96,7 +97,7 @@ def _gap_clause(winner: StudyRow, loser: StudyRow, comparison: Comparison | None
 
 def comparison_sentence(first: StudyRow, second: StudyRow, comparison: Comparison | None = None) -> str:
     """Which of two studies tested more accurately, by how many percentage points, whether that gap could be
-    chance at this sample size (`comparison`: their paired repeats; else one run each), at what ratio of operations."""
+    chance at this sample size (`comparison`: their paired repeats; else one run each), at what ratio of estimated energy."""
     accuracy = (lambda row: row.repeat_acc.mean) if comparison is not None else (lambda row: row.test_acc)
     winner, loser = (first, second) if accuracy(first) >= accuracy(second) else (second, first)
     gap = 100 * (accuracy(winner) - accuracy(loser))
@@ -118,10 +119,13 @@ def comparison_sentence(first: StudyRow, second: StudyRow, comparison: Compariso
                 f"On {winner.dataset}, the {_name(winner)} and the {_name(loser)} are indistinguishable at this sample size: "
                 f"{gap:.1f} percentage points apart {measured}"
             )
-    if winner.ops > 0 and loser.ops > 0:
-        ratio = winner.ops / loser.ops
-        scale = f"{ratio:.3g} times the" if ratio >= 1 else f"{1 / ratio:.3g} times fewer"
-        sentence += f"; the {winner.arch} at {scale} operations per sample ({_ops(winner)} against {_ops(loser)})"
+    if winner.energy_pj > 0 and loser.energy_pj > 0:
+        ratio = winner.energy_pj / loser.energy_pj
+        scale = f"{ratio:.3g} times the" if ratio >= 1 else f"{1 / ratio:.3g} times less"
+        sentence += (
+            f"; the {winner.arch} at {scale} estimated energy per inference ({joules(winner.energy_pj)} against "
+            f"{joules(loser.energy_pj)}: {_ops(winner)} against {_ops(loser)}; arithmetic only, {winner.energy_table}, memory access not included)"
+        )
     return sentence + "."
 
 

@@ -34,8 +34,6 @@ from snntorch import utils
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from analysis.operations import dense_macs
-
 from study import search_bench
 from study.cli import count
 from study.config import Hyperparams
@@ -46,6 +44,7 @@ from study.data.synthetic import write_nmnist
 from study.files import write_atomically
 from study.models.common import Output, class_scores
 from study.models.lif_scan import SURROGATES
+from study.operations import framework_macs
 from study.precision import PRECISIONS, autocast, resolve
 from study.registry import build_model
 from study.loop import make_loader, measure, train_one_epoch
@@ -234,7 +233,7 @@ def step_speed(num_steps: int, device: torch.device, precision: str, repeats: in
     ours_s, reference_s = paired_seconds(
         training_step(ours, frames, targets, precision, device), training_step(reference, frames, targets, "fp32", device), repeats, device
     )
-    flops = 2 * 3 * dense_macs(ours, frames)  # 2 FLOPs a MAC; backward ~ twice the forward
+    flops = 2 * 3 * framework_macs(ours, frames)  # 2 FLOPs a MAC; backward ~ twice the forward
     return {
         "ours_samples_per_s": BATCH / ours_s,
         "reference_samples_per_s": BATCH / reference_s,

@@ -12,6 +12,10 @@ from pathlib import Path
 
 # The one metric every part of the study ranks trials by: scheduler, searcher, summary, analysis.
 METRIC, MODE = "val_acc", "max"
+# Objectives a search can optimise (--objective): name -> (the metric each trial reports, its direction).
+# Accuracy always comes first: ASHA stops trials on it and the best model is chosen by it.
+ENERGY_METRIC = "energy_pj"  # estimated energy per inference (study.energy), on the first validation samples
+OBJECTIVES = {"accuracy": (METRIC, MODE), "energy": (ENERGY_METRIC, "min")}
 # A trial's config holds its Hyperparams and, beside them: which architecture it trains (a comparison's
 # trials differ in it), and for a repeat of a best configuration its seed and its number.
 ARCH_KEY, SEED_KEY, REPEAT_KEY = "arch", "seed", "repeat"
@@ -78,6 +82,16 @@ class StudySettings:
     cpus_per_trial: float = 1.0
     precision: str = "auto"  # "auto", "fp32" or "bf16": see study.precision
     calibrate: bool = True  # spiking models: the first batch sets input scale and layer gains (study.models.calibration)
+    objectives: tuple[str, ...] = ("accuracy",)  # keys of OBJECTIVES: what Optuna searches the Pareto front of
+
+    @property
+    def metrics(self) -> list[str]:
+        """The metric of each objective, in order."""
+        return [OBJECTIVES[name][0] for name in self.objectives]
+
+    @property
+    def modes(self) -> list[str]:
+        return [OBJECTIVES[name][1] for name in self.objectives]
 
     @property
     def torch_threads(self) -> int:

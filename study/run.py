@@ -19,7 +19,7 @@ from pathlib import Path
 
 from study.cli import count, gpu_share, print_error, retries, share
 from study.cluster import connect_ray, trial_resources, use_token_to_join
-from study.config import StudySettings
+from study.config import OBJECTIVES, StudySettings
 from study.data.prepare import prepare_data
 from study.errors import UserError
 from study.precision import PRECISIONS
@@ -44,6 +44,19 @@ def architectures(text: str) -> tuple[str, ...]:
     return names
 
 
+def objectives(text: str) -> tuple[str, ...]:
+    """--objective: "accuracy", or "accuracy,energy" for the Pareto front of accuracy and estimated energy."""
+    names = tuple(name.strip() for name in text.split(","))
+    unknown = [name for name in names if name not in OBJECTIVES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown objective {unknown[0]!r}: choose from {', '.join(OBJECTIVES)}")
+    if names[0] != "accuracy" or len(set(names)) < len(names):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give accuracy first, then energy if wanted, each once (ASHA stops trials on accuracy, so it always leads)"
+        )
+    return names
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m study.run",
@@ -56,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"architectures to compare, from {', '.join(sorted(ARCHITECTURES))} (default: cnn,scnn; on dvsgesture also slstm)",
     )
     what.add_argument("--seed", type=int, default=0, help="seed of the Optuna sampler and of weight initialisation (default 0)")
+    what.add_argument(
+        "--objective", type=objectives, default=("accuracy",), metavar="accuracy[,energy]",
+        help="what Optuna optimises: validation accuracy (default), or with ',energy' the Pareto front of accuracy and "
+        "estimated energy per inference (ASHA still stops trials on accuracy)",
+    )
     what.add_argument(
         "--preset",
         help=f"fix a named set of hyperparameters (capacity, T, ...) and search the rest: {', '.join(sorted(PRESETS))} (see README)",
@@ -158,6 +176,7 @@ def interpret(args: argparse.Namespace) -> Invocation:
         cpus_per_trial=args.cpus_per_trial,
         precision=args.precision,
         calibrate=args.calibrate,
+        objectives=args.objective,
     )
     storage = args.storage if "://" in args.storage else str(Path(args.storage).resolve())
     name = args.name or f"{args.dataset}-{'-'.join(archs)}" + ("-synthetic" if args.synthetic else "")
@@ -186,6 +205,7 @@ def to_record(invocation: Invocation) -> dict:
 
 def from_record(record: dict) -> Invocation:
     settings = {**record["settings"], "data_dir": Path(record["settings"]["data_dir"])}
+    settings["objectives"] = tuple(settings.get("objectives", ("accuracy",)))  # a JSON list; absent before --objective
     archs = tuple(record.get("archs") or (settings["arch"],))  # study.json of a one-architecture study names none
     return Invocation(**{**record, "settings": StudySettings(**settings), "checkpoints_dir": Path(record["checkpoints_dir"]), "archs": archs})
 

@@ -13,6 +13,10 @@ early-epoch scores as if they were final. `StudySearch` tells Optuna instead:
   trial that got further;
 - a trial that raised after its retries: FAIL.
 
+With several objectives (--objective accuracy,energy) a COMPLETE trial is told all its last values and
+Optuna's TPE searches their Pareto front; Optuna takes no intermediate values in a multi-objective
+study, so a PRUNED trial is told none and ranks below every complete one.
+
 The Optuna study lives in a journal file in the experiment folder (`optuna.journal`, for
 optuna-dashboard) when the experiment is on a local or shared disk. Ray pickles the searcher with
 its state only every few seconds, so a study killed in between finds the journal ahead of the
@@ -52,7 +56,14 @@ class StudySearch(OptunaSearch):
         self._max_t, self._time_attr = max_t, time_attr
         self._reported: dict[str, set[int]] = {}  # trial id -> epochs told to Optuna (pickled with the searcher)
 
+    @property
+    def objectives(self) -> list[str]:
+        """The metrics told to Optuna: accuracy first (what ASHA and the pruned ranks use), then any others."""
+        return list(self.metric) if isinstance(self.metric, list) else [self.metric]
+
     def _tell_step(self, trial_id: str, result: dict) -> None:
+        if len(self.objectives) > 1:
+            return  # multi-objective studies take no intermediate values
         step, value = result.get(self._time_attr), result.get(self.metric)
         if step is None or value is None or not math.isfinite(value) or step in self._reported.setdefault(trial_id, set()):
             return  # a trial resumed from an older checkpoint repeats epochs: the first report stands
@@ -68,7 +79,7 @@ class StudySearch(OptunaSearch):
             return
         result = result or {}
         ot_trial = self._ot_trials[trial_id]
-        value = result.get(self.metric)
+        value = result.get(self.objectives[0])
         if error or value is None:
             state, value = TrialState.FAIL, None
         else:
@@ -76,8 +87,10 @@ class StudySearch(OptunaSearch):
             reason = next((problem for problem in SELF_STOPPING_METRICS if result.get(problem)), None)
             if reason is not None:
                 ot_trial.set_user_attr(FAILED_ATTRIBUTE, reason)
-            if reason is None and result.get(self._time_attr, 0) >= self._max_t and math.isfinite(value):
-                state = TrialState.COMPLETE
+            values = [result.get(metric) for metric in self.objectives]
+            finite = all(v is not None and math.isfinite(v) for v in values)
+            if reason is None and result.get(self._time_attr, 0) >= self._max_t and finite:
+                state, value = TrialState.COMPLETE, values if len(values) > 1 else value
             else:
                 state, value = TrialState.PRUNED, None  # Optuna takes the last intermediate value
         self._ot_study.tell(ot_trial, value, state=state, skip_if_finished=True)

@@ -17,7 +17,8 @@ from pathlib import Path, PurePosixPath
 import torch
 
 from study.checkpoint import TRIAL_CHECKPOINT_FILE, read_checkpoint, save_checkpoint
-from study.config import ARCH_KEY, REPEAT_KEY, SEED_KEY, Hyperparams, StudySettings
+from study.config import ARCH_KEY, ENERGY_METRIC, REPEAT_KEY, SEED_KEY, Hyperparams, StudySettings
+from study.energy import HOROWITZ_FLOAT32
 from study.files import write_atomically
 from study.final_test import predict_test_split
 from study.loop import (
@@ -32,6 +33,7 @@ from study.loop import (
     trial_datasets,
 )
 from study.models.calibration import calibrate
+from study.operations import count_operations
 from study.precision import resolve
 from study.registry import DATASETS, build_model
 from study.summary import SELF_STOPPING_METRICS
@@ -114,6 +116,26 @@ def _report(metrics: dict, model, optimizer, settings: StudySettings, hp: Hyperp
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
+# Validation samples whose operations estimate a trial's energy per inference, each epoch, for --objective
+# accuracy,energy: the same samples every epoch, so the estimate follows the weights only.
+ENERGY_SAMPLES = 16
+
+
+def energy_inputs(val_set, adapt, device, seed: int) -> torch.Tensor:
+    """ENERGY_SAMPLES validation samples spread evenly over the split (which may be ordered by class), as model
+    input (a rate encoding drawn once, with `seed`)."""
+    spacing = max(1, len(val_set) // ENERGY_SAMPLES)
+    inputs, _ = val_set[list(range(0, len(val_set), spacing))[:ENERGY_SAMPLES]]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return adapt(inputs.to(device))
+
+
+def estimated_energy(model, inputs: torch.Tensor) -> float:
+    """Energy per inference in pJ, 32-bit float arithmetic (study.energy's default table)."""
+    return HOROWITZ_FLOAT32.energy_pj(count_operations(model.eval(), inputs))
+
+
 def trial_settings(config: dict, settings: StudySettings) -> tuple[StudySettings, Hyperparams, int | None]:
     """A trial's settings (its architecture and seed, where the config names them), hyperparameters, and repeat number."""
     config = dict(config)
@@ -150,6 +172,7 @@ def train_trial(config: dict, settings: StudySettings) -> None:
     train_loader = make_loader(train_set, hp.batch_size, shuffle=True, workers=workers)  # reseeded every epoch below
     val_loader = make_loader(val_set, hp.batch_size, shuffle=False, workers=workers)
     adapt = input_adapter(settings.dataset, settings.arch, hp)
+    counted = energy_inputs(val_set, adapt, device, settings.seed) if ENERGY_METRIC in settings.metrics else None
 
     model = build_model(settings.dataset, settings.arch, hp).to(device)
     optimizer = OPTIMIZERS[hp.optimizer](model.parameters(), hp)
@@ -175,6 +198,8 @@ def train_trial(config: dict, settings: StudySettings) -> None:
         val = measure(model, val_loader, adapt, device, precision) if not train.diverged else DIVERGED
         checks = {"classes": source.num_classes, "epochs_left": settings.max_epochs - epoch} if repeat is None else {}
         metrics = epoch_metrics(epoch, train, val, time.perf_counter() - started, **checks)
+        if counted is not None and not train.diverged:
+            metrics[ENERGY_METRIC] = estimated_energy(model, counted)
         predictions = None
         if best is not None:
             best.update(metrics, model)

@@ -100,8 +100,8 @@ def searchers(settings: StudySettings, plan: TunePlan) -> dict[str, StudySearch]
             found[arch] = StudySearch(
                 space=space_of(ours, plan.fixed),
                 points_to_evaluate=[first_trial(ours, plan.fixed)],
-                metric=METRIC,
-                mode=MODE,
+                metric=settings.metrics if len(settings.metrics) > 1 else METRIC,
+                mode=settings.modes if len(settings.modes) > 1 else MODE,
                 sampler=sampler(settings, plan, offset),
                 storage=storage,
                 study_name=arch,

@@ -14,13 +14,12 @@ from torch import nn
 
 from analysis import gradcam, spikes
 from analysis.animation import Prerendered, animation_writer, save_animation
-from analysis.operations import count_operations
 from analysis.samples import experiment_data_dir, load_with_samples
 from analysis.weights import weight_artifacts, weights_figure
 from study.checkpoint import save_checkpoint
 from study.config import Hyperparams
 from study.errors import UserError
-from study.models import Output, common
+from study.models import common
 from study.registry import build_model
 
 STEPS = 4
@@ -105,57 +104,6 @@ def test_the_data_folder_is_found_through_the_experiment(tmp_path, data_root):
 def test_missing_data_is_a_clear_error(checkpoints, tmp_path, no_network):
     with pytest.raises(UserError, match="mnist test split is not under"):
         load_with_samples(checkpoints["mnist-cnn"], 10, tmp_path / "empty")
-
-
-# ---- operations ---------------------------------------------------------------------------
-
-
-class TinySpiking(nn.Module):
-    """conv 1->2 (2x2 kernel of ones) - Heaviside spikes - linear 8->3 - linear 3->2: countable by hand."""
-
-    spiking = True
-
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(1, 2, 2, bias=False)
-        nn.init.ones_(self.conv.weight)
-        self.fc = nn.Linear(8, 3)
-        self.readout = nn.Linear(3, 2)
-
-    def run(self, x: torch.Tensor) -> Output:
-        current = self.conv(x.flatten(0, 1)).flatten(1)  # [T*B, 8]
-        spikes = (current > 0).float()
-        scores = self.readout(self.fc(spikes)).unflatten(0, x.shape[:2]).sum(0)
-        return Output(scores, {"hidden": spikes.unflatten(0, x.shape[:2])})
-
-
-def test_operation_counts_are_exact_on_a_hand_checkable_network():
-    torch.manual_seed(0)
-    corners = torch.zeros(3, 3)
-    corners[0, 0] = corners[2, 2] = 1
-    sample = torch.stack([corners, torch.ones(3, 3)])[:, None, None]  # [T=2, 1, 1, 3, 3]
-    counted = count_operations(TinySpiking(), sample.expand(2, 2, 1, 3, 3))  # the same sample twice
-    # conv on spikes: t=0 each corner spike reaches 1 output position x 2 channels (4); t=1 nine spikes
-    # reach 16 positions x 2 channels (32). fc on hidden spikes: 4 then 8 spikes x 3 outputs (36).
-    assert counted.synops == 4 + 32 + 36
-    # readout on fc's analog output: 3 x 2 weights at each of 2 steps.
-    assert counted.macs == 12 and counted.ops == 84
-    assert counted.activation_sparsity == pytest.approx(4 / 16)  # 12 of 16 hidden neurons fired
-    assert counted.parameters == 8 + 27 + 8 and counted.model_bytes == 4 * 43
-
-
-def test_the_cnn_costs_dense_macs_of_every_layer():
-    counted = count_operations(build_model("mnist", "cnn", Hyperparams()).eval(), torch.rand(3, 1, 28, 28))
-    # conv 12@28x28 x 1x5x5 + conv 32@14x14 x 12x5x5 (both padded) + linear 32*7*7 x 10
-    assert counted.macs == 12 * 28 * 28 * 25 + 32 * 14 * 14 * 12 * 25 + 32 * 7 * 7 * 10
-    assert counted.synops == 0 and 0 < counted.activation_sparsity < 1
-
-
-def test_a_silent_spiking_network_spends_only_its_first_layer():
-    model = build_model("nmnist", "scnn", Hyperparams(num_steps=STEPS, threshold=1e6)).eval()
-    counted = count_operations(model, torch.rand(STEPS, 3, 2, 34, 34) * 3)  # analog input: MACs
-    assert counted.macs == STEPS * 12 * 34 * 34 * 2 * 25
-    assert counted.synops == 0 and counted.activation_sparsity == 1.0
 
 
 # ---- Grad-CAM -----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ their figures, the page in a real headless browser, and the notebooks under a re
 from __future__ import annotations
 
 import contextlib
+import csv
 import html as html_text
 import io
 import json
@@ -51,13 +52,17 @@ def study_row(**changes) -> StudyRow:
         name="nmnist-cnn", dataset="nmnist", arch="cnn", spiking=False, synthetic=False,
         best_val_acc=0.9, best_val_loss=0.3, test_acc=0.9, test_loss=0.3, test_samples=100,
         parameters=1000, model_bytes=4000, time_steps=None, seconds_per_epoch=1.0, search_epochs=30, trials=10,
-        macs=1e6, synops=0.0, ops=1e6, activation_sparsity=0.5, operation_samples=20,
+        effective_macs=1e6, effective_acs=0.0, dense_ops=1.7e6, membrane_updates=0.0, activation_sparsity=0.5, operation_samples=20,
+        energy_pj=4.6e6, energy_table="32-bit float, 45 nm",
     )
     return StudyRow(**{**values, **changes})
 
 
 def spiking_row(**changes) -> StudyRow:
-    values = dict(name="nmnist-scnn", arch="scnn", spiking=True, time_steps=25, macs=0.0, synops=2.5e5, ops=2.5e5, activation_sparsity=0.97)
+    values = dict(
+        name="nmnist-scnn", arch="scnn", spiking=True, time_steps=25, effective_macs=0.0, effective_acs=2.5e5, membrane_updates=5e4,
+        activation_sparsity=0.97, energy_pj=2.5e5 * 0.9 + 5e4 * 4.6,  # 455 nJ
+    )
     return study_row(**{**values, **changes})
 
 
@@ -97,19 +102,20 @@ def test_pareto_front_keeps_identical_points_together():
 # ---------------------------------------------------------------- the summary's sentences
 
 
-def test_comparison_sentence_names_the_winner_the_gap_its_test_and_the_operation_ratio():
+def test_comparison_sentence_names_the_winner_the_gap_its_test_and_the_energy_ratio():
     sentence = comparison_sentence(spiking_row(test_acc=0.775), study_row(test_acc=0.9))
     assert sentence == (
         "On nmnist, the conventional cnn was more accurate than the spiking scnn by 12.5 percentage points (90.0% against "
-        "77.5%, single runs; Fisher's exact test on 100 test samples each: p = 0.033); the cnn at 4 times the operations per "
-        "sample (1M MACs against 250k SynOps)."
+        "77.5%, single runs; Fisher's exact test on 100 test samples each: p = 0.033); the cnn at 10.1 times the estimated "
+        "energy per inference (4.6 uJ against 455 nJ: 1M MACs against 250k ACs + 50k membrane updates; arithmetic only, "
+        "32-bit float, 45 nm, memory access not included)."
     )
 
 
 def test_comparison_sentence_follows_the_numbers_when_the_spiking_network_wins():
     sentence = comparison_sentence(spiking_row(test_acc=0.95, test_samples=1000), study_row(test_acc=0.9, test_samples=1000))
     assert sentence.startswith("On nmnist, the spiking scnn was more accurate than the conventional cnn by 5.0 percentage points")
-    assert "the scnn at 4 times fewer operations per sample (250k SynOps against 1M MACs)" in sentence
+    assert "the scnn at 10.1 times less estimated energy per inference (455 nJ against 4.6 uJ" in sentence
 
 
 def test_a_gap_that_could_be_chance_is_called_indistinguishable():
@@ -449,23 +455,44 @@ def test_every_figure_of_the_report_is_not_blank(report_run):
 
 
 @pytest.mark.slow
-def test_trial_operations_are_cached_per_study(report_run, smoke_experiments, monkeypatch):
-    import analysis.tradeoff
+def test_one_count_per_checkpoint_feeds_the_table_the_pareto_plot_and_a_second_report(report_run, smoke_experiments, monkeypatch):
+    import analysis.operations
     from analysis.experiment import load_experiment
-    from analysis.report import TRIAL_SAMPLES
+    from analysis.operations import checkpoint_operations
+    from analysis.tradeoff import trial_points
+    from study.energy import HOROWITZ_FLOAT32
 
     folder, _ = report_run
     experiment = load_experiment(smoke_experiments / "nmnist-scnn-synthetic")
     cache_dir = folder.parent / ".cache"
-    cached = json.loads((cache_dir / "nmnist-scnn-synthetic-operations.json").read_text())
-    assert set(cached) == {str(trial.checkpoint) for trial in experiment.trials}
 
     def no_loading(*args, **kwargs):
-        raise AssertionError("a cached trial was loaded again")
+        raise AssertionError("a counted checkpoint was loaded again")
 
-    monkeypatch.setattr(analysis.tradeoff, "load_with_samples", no_loading)
-    points = analysis.tradeoff.trial_operations(experiment, TRIAL_SAMPLES, experiment.data_dir, cache_dir)
-    assert [point.ops for point in points] == [cached[str(trial.checkpoint)]["ops"] for trial in experiment.trials]
+    monkeypatch.setattr(analysis.operations, "load_with_samples", no_loading)  # every count below comes from the cache
+    points = trial_points(experiment, 10, experiment.data_dir, cache_dir, HOROWITZ_FLOAT32)
+    counts = [checkpoint_operations(trial.checkpoint, 10, experiment.data_dir, cache_dir) for trial in experiment.trials]
+    assert len(points) == len(experiment.trials) > 0
+    assert [point.energy_pj for point in points] == [HOROWITZ_FLOAT32.energy_pj(count) for count in counts]
+    best = checkpoint_operations(experiment.best_checkpoint, 10, experiment.data_dir, cache_dir)
+    with open(folder / "comparison" / "comparison.csv", newline="") as file:
+        row = next(r for r in csv.DictReader(file) if r["name"] == experiment.name)
+    assert float(row["effective_acs"]) == best.effective_acs > 0 and float(row["energy_pj"]) == HOROWITZ_FLOAT32.energy_pj(best)
+    assert int(row["operation_samples"]) == best.samples == 10
+
+
+@pytest.mark.slow
+def test_an_energy_aware_search_records_both_objectives_and_the_report_draws_its_front(report_run, smoke_experiments):
+    import optuna
+
+    from study.searcher import journal_storage
+
+    folder, _ = report_run
+    study = optuna.load_study(study_name="scnn", storage=journal_storage(str(smoke_experiments / "nmnist-scnn-synthetic")))
+    complete = study.get_trials(states=[optuna.trial.TrialState.COMPLETE])
+    assert len(study.directions) == 2 and complete and all(len(trial.values) == 2 and trial.values[1] > 0 for trial in complete)
+    assert (folder / "comparison" / "searched_front.png").is_file()
+    assert "searched_front.png" in (folder / "report.md").read_text()
 
 
 @pytest.mark.slow

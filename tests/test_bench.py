@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from analysis.operations import dense_macs
 from study.bench import ReferenceSCNN
 from study.config import Hyperparams
+from study.operations import framework_macs
 from study.registry import build_model
 
 
@@ -23,8 +23,8 @@ def test_reference_network_computes_the_same_spikes_as_ours():
         assert torch.equal(reference.run(frames).scores, expected)  # the reset between passes works
 
 
-def test_dense_multiply_accumulates_of_the_spiking_cnn():
+def test_framework_multiply_accumulates_of_the_spiking_cnn():
     model = build_model("nmnist", "scnn", Hyperparams(num_steps=2))
     frames = torch.zeros(2, 3, 2, 34, 34)
     per_sample_step = 12 * 34 * 34 * 2 * 25 + 32 * 17 * 17 * 12 * 25 + 10 * 2048  # conv1 + conv2 (padded) + linear
-    assert dense_macs(model, frames) == per_sample_step * 2 * 3
+    assert framework_macs(model, frames) == per_sample_step * 2 * 3

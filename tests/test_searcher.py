@@ -49,6 +49,25 @@ def test_optuna_learns_how_each_trial_really_ended():
     assert broken.state == TrialState.FAIL
 
 
+def test_a_multi_objective_search_tells_accuracy_and_energy_of_complete_trials_only():
+    search = StudySearch(
+        space=space_of(SETTINGS, {}), metric=["val_acc", "energy_pj"], mode=["max", "min"], max_t=3, study_name=STUDY_NAME,
+        sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=2, multivariate=True, constant_liar=True),
+    )
+    for trial_id, accuracies, energy in (("a", [0.3, 0.5, 0.7], 900.0), ("b", [0.4, 0.6, 0.65], 300.0), ("c", [0.2], 100.0)):
+        search.suggest(trial_id)
+        for epoch, accuracy in enumerate(accuracies, start=1):
+            result = {"epoch": epoch, "val_acc": accuracy, "energy_pj": energy}
+            if epoch < len(accuracies):
+                search.on_trial_result(trial_id, result)
+        search.on_trial_complete(trial_id, result=result)
+    a, b, c = search._ot_study.get_trials()
+    assert a.values == [0.7, 900.0] and b.values == [0.65, 300.0] and a.intermediate_values == {}
+    assert c.state == TrialState.PRUNED and c.values is None  # ASHA stopped it after epoch 1
+    assert {t.number for t in search._ot_study.best_trials} == {0, 1}  # neither beats the other on both
+    assert search.suggest("d") is not None  # TPE proposes from the two-objective history
+
+
 def test_a_repeated_epoch_keeps_its_first_report():
     search = searcher()
     search.suggest("t")

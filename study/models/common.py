@@ -19,6 +19,7 @@ class Output:
     scores: torch.Tensor  # [B, classes]: logits (CNN), output spike counts or the membrane readout per class (SNNs)
     spikes: dict[str, torch.Tensor] = field(default_factory=dict)  # layer -> spikes [T, B, ...], OUTPUT_SPIKES last
     membrane: torch.Tensor | None = None  # output layer membrane [T, B, classes x population]
+    membranes: dict[str, torch.Tensor] = field(default_factory=dict)  # hidden layer -> membrane [T, B, ...] (operation counts)
 
     def predictions(self) -> torch.Tensor:
         """The predicted class of each sample, `[B]`: the highest score; among classes tied on it (with spike

@@ -33,12 +33,14 @@ class SpikingCNN(SpikingModel):
 
     def run(self, x: torch.Tensor) -> Output:
         """x: `[T, B, C, H, W]` input current or spikes."""
-        spikes = {}
+        spikes, membranes = {}, {}
         x = self.scale_input(x)
         for index, (block, neuron) in enumerate(zip(self.blocks, self.neurons), start=1):
-            x, _ = leaky_over_time(neuron, block.over_time(x))  # [T, B, C_i, H / 2^i, W / 2^i]
+            x, membranes[f"lif{index}"] = leaky_over_time(neuron, block.over_time(x))  # [T, B, C_i, H / 2^i, W / 2^i]
             spikes[f"lif{index}"] = x
-        return self.output_layer(fold_time(self.classifier, x), spikes)  # current [T, B, classes x pop]
+        output = self.output_layer(fold_time(self.classifier, x), spikes)  # current [T, B, classes x pop]
+        output.membranes = membranes
+        return output
 
     def calibrate(self, x: torch.Tensor, calibration: Calibration) -> None:
         """Layer by layer from the input: the gain on each block's weights that makes its neurons fire at HIDDEN_RATE."""

@@ -52,10 +52,13 @@ class SpikingLSTM(SpikingModel):
 
     def run(self, x: torch.Tensor) -> Output:
         """x: `[T, B, C, H, W]`; the recurrent layers step through time, the rest runs folded."""
-        conv_spikes, _, lstm_spikes, _ = zip(*self.steps(self.scale_input(x)))
+        conv_spikes, conv_membrane, lstm_spikes, lstm_membrane = zip(*self.steps(self.scale_input(x)))
         spk_lstm = torch.stack(lstm_spikes)  # [T, B, hidden]
         hidden = {"conv_lstm": torch.stack(conv_spikes), "lstm": spk_lstm}
-        return self.output_layer(fold_time(self.fc, spk_lstm), hidden)  # current [T, B, classes x pop]
+        output = self.output_layer(fold_time(self.fc, spk_lstm), hidden)  # current [T, B, classes x pop]
+        if not torch.is_grad_enabled():  # for the operation counts; in training it would cost a copy of every state
+            output.membranes = {"conv_lstm": torch.stack(conv_membrane), "lstm": torch.stack(lstm_membrane)}
+        return output
 
     def calibrate(self, x: torch.Tensor, calibration: Calibration) -> None:
         """The recurrent layers' thresholds, in order, from their membranes' quantiles (they never reset)."""
