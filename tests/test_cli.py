@@ -136,9 +136,12 @@ def test_bad_presets_names_and_capacities_exit_2_before_any_trial(args, says, tm
         (["nmnist", "--arch", "scnn,cnn,scnn"], "--arch: 'scnn,cnn,scnn' names an architecture twice"),
         (["nmnist", "--repeats", "-1"], "--repeats: must be a whole number of at least 0, not -1"),
         (["nmnist", "--repeats", "three"], "--repeats: must be a whole number of at least 0, not three"),
+        (["nmnist", "--objective", "accuracy,latency"], "--objective: unknown objective 'latency': choose from accuracy, energy"),
+        (["nmnist", "--objective", "energy,accuracy"], "--objective: 'energy,accuracy': give accuracy first"),
+        (["nmnist", "--objective", "accuracy,accuracy"], "--objective: 'accuracy,accuracy': give accuracy first"),
     ],
 )
-def test_bad_architecture_lists_and_repeats_exit_2(args, says, capsys):
+def test_bad_architecture_lists_repeats_and_objectives_exit_2(args, says, capsys):
     with pytest.raises(SystemExit) as exited:
         main(args)
     assert exited.value.code == 2
