@@ -178,6 +178,25 @@ def energy_table(rows: list[StudyRow], operations: list[OperationCount], tables:
     )
 
 
+def layer_table(rows: list[StudyRow], operations: list[OperationCount]) -> Table:
+    """Each best model's operations per inference layer by layer: where its effective MACs and ACs are spent."""
+    caption = (
+        "Operations per inference of each best model, by layer (NeuroBench's definitions): a layer whose every input was "
+        "spikes performs accumulates (ACs), any other multiply-accumulates (MACs); effective: products of a nonzero input "
+        "and a nonzero weight; dense: every product."
+    )
+    return Table(
+        caption=caption,
+        section=SECTION,
+        headers=["study", "layer", "operations", "effective / inference", "dense / inference"],
+        rows=[
+            [row.name, layer.name, "ACs" if layer.binary else "MACs", si(layer.effective), si(layer.dense)]
+            for row, count in zip(rows, operations)
+            for layer in count.layers
+        ],
+    )
+
+
 def flat_record(row: StudyRow) -> dict:
     """A row as CSV columns: the repeats' interval as repeat_acc_mean, _low, _high."""
     record = asdict(row)

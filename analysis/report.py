@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from analysis.comparison import StudyRow, comparison_table, energy_table, study_row, write_csv
+from analysis.comparison import StudyRow, comparison_table, energy_table, layer_table, study_row, write_csv
 from analysis.content import Document, Note
 from analysis.experiment import Experiment, load_experiments
 from analysis.gradcam import gradcam_artifacts
@@ -90,7 +90,7 @@ def model_section(
         bar.update()
     bar.set_postfix_str("weights")
     document.items += weight_artifacts(models, folder / "weights")
-    document.items.append(energy_table(rows, counts, tables))
+    document.items += [energy_table(rows, counts, tables), layer_table(rows, counts)]
     bar.update()
     return rows
 

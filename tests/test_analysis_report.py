@@ -479,6 +479,9 @@ def test_one_count_per_checkpoint_feeds_the_table_the_pareto_plot_and_a_second_r
         row = next(r for r in csv.DictReader(file) if r["name"] == experiment.name)
     assert float(row["effective_acs"]) == best.effective_acs > 0 and float(row["energy_pj"]) == HOROWITZ_FLOAT32.energy_pj(best)
     assert int(row["operation_samples"]) == best.samples == 10
+    text = " ".join((folder / "report.md").read_text().split())
+    assert "Memory access and data movement are not included" in text and "8-bit integer, 45 nm" in text
+    assert f"| {experiment.name} | {best.layers[0].name} | MACs |" in text  # the first layer sees event counts
 
 
 @pytest.mark.slow
