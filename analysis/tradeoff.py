@@ -110,9 +110,11 @@ def searched_fronts(experiment: Experiment) -> list | None:
         return None
     import optuna
 
-    from study.searcher import journal_storage
+    from study.searcher import JOURNAL_FILE, journal_storage
 
-    with contextlib.suppress(KeyError):
+    if not (experiment.path / JOURNAL_FILE).is_file():  # opening a journal that is not there would create one
+        return None
+    with contextlib.suppress(KeyError):  # the journal holds no study of this architecture
         study = optuna.load_study(study_name=experiment.arch, storage=journal_storage(str(experiment.path)))
         front = {trial.number for trial in study.best_trials}
         return [(trial.values, trial.number in front) for trial in study.get_trials(states=[optuna.trial.TrialState.COMPLETE])]
