@@ -9,7 +9,8 @@ Ray nor Optuna. In order, each section written to the JSON as soon as it is done
 3. SpikingJelly's multi-step network with the same layers and weights on the same batch, if installed;
 4. the whole epoch with loading, as `python -m study.bench` measures it.
 `--device cpu` runs the same on the CPU (a dry run: the CUDA tests are then reported as skipped).
-About 3 minutes on a GPU; the goals are a step 10x the reference's and no slower than SpikingJelly's.
+Expected to take about 3 minutes on a GPU (budget: 8); the goals are a step 10x the reference's and no
+slower than SpikingJelly's.
 """
 
 from __future__ import annotations
