@@ -223,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: {record['sections_seconds'][name]:.0f} s", flush=True)
     print(json.dumps(record["goals"], indent=2))
     print(f"Written: {args.out}")
-    failed = record.get("cuda_tests", {}).get("failed", 0) or any("error" in record.get(name, {}) for name in sections)
+    # pytest's status, not the failure count: a collection error or a crash of the child fails too
+    failed = record.get("cuda_tests", {}).get("exit_status", 0) != 0 or any("error" in record.get(name, {}) for name in sections)
     return 1 if failed else 0
 
 
