@@ -173,9 +173,9 @@ def test_a_graph_that_computes_otherwise_fails_the_check_and_is_not_written(tmp_
     monkeypatch.setattr(exporter, "nir_graph", off_by_a_tenth)
     hp = SPIKING["population of 3, three blocks"]
     path = checkpoint(tmp_path, trained_looking("nmnist", "scnn", hp), "nmnist", "scnn", hp)
-    assert main([str(path)]) == 1
-    assert "nothing was written" in capsys.readouterr().err
-    assert sorted(p.name for p in path.parent.iterdir()) == ["best.pth"]
+    assert main([str(path), "--out", str(tmp_path / "new" / "exports")]) == 1
+    assert "nothing was written: the NIR graph read back from best.nir differs" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoints"]  # no file, not even the folders made for it
 
 
 def test_report_table_links_exports_or_says_how_to_make_them(tmp_path):

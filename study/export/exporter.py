@@ -8,7 +8,9 @@ beside the model on a seeded random input, and only renamed to its final name wh
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +69,21 @@ def check_writable(target: Path) -> None:
         raise UserError(f"Cannot write to {folder}: {existing} is not writable.")
 
 
+@contextlib.contextmanager
+def _writing(target: Path) -> Iterator[Path]:
+    """A temporary path that becomes `target` when the block succeeds; folders it had to create are removed if it fails."""
+    created = [folder for folder in (target.parent, *target.parent.parents) if not folder.exists()]  # innermost first
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with replaced_atomically(target) as partial:
+            yield partial
+    except BaseException:
+        for folder in created:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+
+
 def _check_input(shape: tuple[int, ...]) -> torch.Tensor:
     generator = torch.Generator().manual_seed(CHECK_SEED)
     return (torch.rand(*shape, generator=generator) < 0.3).float()
@@ -94,8 +111,7 @@ def _write_nir(model, payload: dict, hp: Hyperparams, input_shape, target: Path)
     x = _check_input((hp.num_steps, CHECK_BATCH, *input_shape))  # [T, B, C, H, W]
     with torch.no_grad():
         expected = model.run(x)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with replaced_atomically(target) as partial:
+    with _writing(target) as partial:
         nir.write(str(partial), graph)
         check = _compare_nir(nir_reader.read_graph(partial), model.output_layer.fires, x, expected, target.name)
     return Exported(target, "NIR", check)
@@ -107,8 +123,7 @@ def _write_onnx(model, payload: dict, hp: Hyperparams, input_shape, target: Path
     x = torch.rand(CHECK_BATCH, *input_shape, generator=torch.Generator().manual_seed(CHECK_SEED))
     with torch.no_grad():
         expected = model(x).numpy()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with replaced_atomically(target) as partial:
+    with _writing(target) as partial:
         partial.write_bytes(model_bytes)
         logits = run_onnx(partial.read_bytes(), x.numpy())
         if logits.shape != expected.shape or not torch.allclose(torch.from_numpy(logits), torch.from_numpy(expected), rtol=RTOL, atol=ATOL):
