@@ -17,6 +17,7 @@ from tqdm import tqdm
 from analysis.comparison import StudyRow, comparison_table, energy_table, layer_table, study_row, write_csv
 from analysis.content import Document, Note
 from analysis.experiment import Experiment, load_experiments
+from analysis.exports import export_table
 from analysis.gradcam import gradcam_artifacts
 from analysis.hyperparameters import Importance, parameter_importance
 from analysis.operations import checkpoint_operations
@@ -149,6 +150,7 @@ def make_report(specs: list[str], label: str | None, out_dir: Path, samples: int
             searched_front_figure(experiments, folder / "comparison"),
         ]
         document.items += [comparison_table(rows), *(figure for figure in optional if figure is not None), tradeoff_figure(points, folder / "comparison", tables[0])]
+        document.items.append(export_table([(e.title, e.best_checkpoint) for e in experiments], folder))
         write_csv(rows, folder / "comparison" / "comparison.csv")
         document.summary = summary_sentences(rows, importances, paired_comparisons(experiments))
         write_atomically(folder / "report.md", markdown(document, folder))

@@ -97,14 +97,20 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+def model_input_shape(dataset: str, arch: str, hp: Hyperparams) -> tuple[int, int, int]:
+    """`[C, H, W]` of what `arch` takes on `dataset`: one time step's frame for spiking models."""
+    source = lookup(DATASETS, dataset, "dataset").source
+    channels, height, width = source.input_shape(hp.frame_size)
+    if source.kind == "events" and not lookup(ARCHITECTURES, arch, "architecture").spiking:
+        channels *= hp.time_bins  # the CNN's time bins are stacked as channels (study.data.encoding)
+    return channels, height, width
+
+
 def build_model(dataset: str, arch: str, hp: Hyperparams) -> Model:
     """A fresh model of `arch` shaped for `dataset`."""
     source = lookup(DATASETS, dataset, "dataset").source
     model_class = lookup(ARCHITECTURES, arch, "architecture")
-    channels, height, width = source.input_shape(hp.frame_size)
-    if source.kind == "events" and not model_class.spiking:
-        channels *= hp.time_bins  # the CNN's time bins are stacked as channels (study.data.encoding)
-    model = model_class((channels, height, width), source.num_classes, hp)
+    model = model_class(model_input_shape(dataset, arch, hp), source.num_classes, hp)
     return model.to(memory_format=torch.channels_last) if model_class.channels_last else model
 
 

@@ -443,6 +443,8 @@ def test_report_writes_page_and_markdown_with_the_same_existing_figures(report_r
     assert any("cnn on mnist" in line and "scnn on nmnist" in line and "test accuracy" in line for line in summary)
     for name in EXPERIMENTS:
         assert f"| {name} |" in markdown_text and f"<td>{name}</td>" in page
+    # the smoke studies' best models were not exported: the export table gives the command for each
+    assert markdown_text.count("python -m study.export ") == page.count("python -m study.export ") == len(EXPERIMENTS)
 
 
 @pytest.mark.slow

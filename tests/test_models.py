@@ -140,6 +140,7 @@ def test_spiking_cnn_equals_stepping_the_whole_network_with_snn_leaky():
         torch.testing.assert_close(folded_grad, parameter.grad, rtol=1e-4, atol=1e-5)  # summation order differs
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
 def test_training_step_on_cuda_matches_cpu(arch):

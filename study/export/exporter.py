@@ -1,0 +1,144 @@
+"""From a checkpoint to a file in its ecosystem's format, checked by reading it back before it takes its name.
+
+Spiking CNNs become NIR graphs (`study.export.nir_graph`), the conventional CNN an ONNX model
+(`study.export.onnx_model`). Every input is checked (checkpoint, expressibility, output folder)
+before anything is written; the file is written under a temporary name, read back and run
+beside the model on a seeded random input, and only renamed to its final name when both agree.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import nir
+import torch
+
+from study.checkpoint import load_model
+from study.config import Hyperparams
+from study.errors import UserError
+from study.export import nir_reader
+from study.export.nir_graph import OUTPUT_LAYER, nir_graph
+from study.export.onnx_model import ATOL, RTOL, onnx_bytes, properties, run_onnx
+from study.files import replaced_atomically
+from study.models.common import OUTPUT_SPIKES
+from study.registry import ARCHITECTURES, DATASETS, model_input_shape
+
+SUFFIXES = {True: ".nir", False: ".onnx"}  # spiking -> suffix
+CHECK_BATCH, CHECK_SEED = 4, 0
+# Output membranes agree to float32 rounding: BatchNorm and the input scale are folded into weights, so sums round differently.
+MEMBRANE_RTOL, MEMBRANE_ATOL = 1e-4, 1e-5
+
+
+class RoundTripError(Exception):
+    """The file read back does not compute what the model does: a bug in the export, not bad input."""
+
+
+@dataclass(frozen=True)
+class Exported:
+    path: Path
+    format: str  # "NIR" or "ONNX"
+    check: str  # the round trip that was passed, in words
+
+
+def exported_path(checkpoint: Path, arch: str, out_dir: Path | None) -> Path:
+    """`<out_dir or the checkpoint's folder>/<checkpoint stem>.nir|.onnx`, e.g. checkpoints/NAME/scnn/best.nir."""
+    folder = Path(out_dir) if out_dir is not None else Path(checkpoint).parent
+    return folder / (Path(checkpoint).stem + SUFFIXES[ARCHITECTURES[arch].spiking])
+
+
+def exported_files(checkpoint: Path) -> list[Path]:
+    """The exports that exist beside a checkpoint (what `python -m study.export CHECKPOINT` wrote there)."""
+    return [path for suffix in SUFFIXES.values() if (path := Path(checkpoint).with_suffix(suffix)).is_file()]
+
+
+def check_writable(target: Path) -> None:
+    """A UserError unless `target` can be created: its folder exists and is writable, or can be created."""
+    if target.is_dir():
+        raise UserError(f"{target} is a folder; the export would be written there as a file.")
+    folder = target.parent
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"Cannot write to {folder}: {existing} is a file, not a folder.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"Cannot write to {folder}: {existing} is not writable.")
+
+
+@contextlib.contextmanager
+def _writing(target: Path) -> Iterator[Path]:
+    """A temporary path that becomes `target` when the block succeeds; folders it had to create are removed if it fails."""
+    created = [folder for folder in (target.parent, *target.parent.parents) if not folder.exists()]  # innermost first
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with replaced_atomically(target) as partial:
+            yield partial
+    except BaseException:
+        for folder in created:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+
+
+def _check_input(shape: tuple[int, ...]) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(CHECK_SEED)
+    return (torch.rand(*shape, generator=generator) < 0.3).float()
+
+
+def _compare_nir(graph: nir.NIRGraph, fires: bool, x: torch.Tensor, expected, name: str) -> str:
+    """Run the graph read back on `x` `[T, B, ...]`: its output membrane (and spikes, where the outputs fire) against the model's."""
+    membrane = nir_reader.run_over_time(nir_reader.to_torch(nir_reader.with_output_from(graph, f"{OUTPUT_LAYER}_membrane")), x)
+    if not torch.allclose(membrane, expected.membrane, rtol=MEMBRANE_RTOL, atol=MEMBRANE_ATOL):
+        gap = float((membrane - expected.membrane).abs().max())
+        raise RoundTripError(f"the NIR graph read back from {name} differs from the model's output membrane by up to {gap:.3g}")
+    said = f"its output membrane equals the model's to float rounding ({CHECK_BATCH} random inputs of {x.shape[0]} steps)"
+    if not fires:
+        return f"read back, {said}"
+    spikes, expected_spikes = nir_reader.run_over_time(nir_reader.to_torch(graph), x), expected.spikes[OUTPUT_SPIKES]
+    if not torch.equal(spikes, expected_spikes):
+        differ = int((spikes != expected_spikes).sum())
+        raise RoundTripError(f"the NIR graph read back from {name} differs from the model in {differ} of {spikes.numel()} output spikes")
+    return f"read back, its output spikes equal the model's ({int(spikes.sum())} spikes) and {said}"
+
+
+def _write_nir(model, payload: dict, hp: Hyperparams, input_shape, target: Path) -> Exported:
+    kind = DATASETS[payload["dataset"]].source.kind
+    graph = nir_graph(model, input_shape, hp, kind)  # UserError where NIR cannot express the network
+    x = _check_input((hp.num_steps, CHECK_BATCH, *input_shape))  # [T, B, C, H, W]
+    with torch.no_grad():
+        expected = model.run(x)
+    with _writing(target) as partial:
+        nir.write(str(partial), graph)
+        check = _compare_nir(nir_reader.read_graph(partial), model.output_layer.fires, x, expected, target.name)
+    return Exported(target, "NIR", check)
+
+
+def _write_onnx(model, payload: dict, hp: Hyperparams, input_shape, target: Path) -> Exported:
+    source = DATASETS[payload["dataset"]].source
+    model_bytes = onnx_bytes(model, input_shape, properties(payload["dataset"], source.kind, hp, source.num_classes))
+    x = torch.rand(CHECK_BATCH, *input_shape, generator=torch.Generator().manual_seed(CHECK_SEED))
+    with torch.no_grad():
+        expected = model(x).numpy()
+    with _writing(target) as partial:
+        partial.write_bytes(model_bytes)
+        logits = run_onnx(partial.read_bytes(), x.numpy())
+        if logits.shape != expected.shape or not torch.allclose(torch.from_numpy(logits), torch.from_numpy(expected), rtol=RTOL, atol=ATOL):
+            raise RoundTripError(f"onnxruntime's logits for {target.name} differ from the model's (up to {abs(logits - expected).max():.3g})")
+    gap = float(abs(logits - expected).max())
+    return Exported(target, "ONNX", f"run by onnxruntime, its logits equal the model's within {gap:.1g} ({CHECK_BATCH} random inputs)")
+
+
+def export_checkpoint(checkpoint: Path, out_dir: Path | None = None) -> Exported:
+    """Write `checkpoint`'s model as NIR (spiking CNN) or ONNX (CNN); a UserError on bad input, before any file is written."""
+    model, payload = load_model(checkpoint)  # UserError: not this tool's checkpoint
+    target = exported_path(checkpoint, payload["arch"], out_dir)
+    check_writable(target)
+    hp = Hyperparams.from_dict(payload["hyperparams"])
+    input_shape = model_input_shape(payload["dataset"], payload["arch"], hp)
+    model = model.float().eval()
+    write = _write_nir if ARCHITECTURES[payload["arch"]].spiking else _write_onnx
+    return write(model, payload, hp, input_shape, target)

@@ -1,0 +1,190 @@
+"""Export: spiking CNNs to NIR and the CNN to ONNX, each read back by another runtime and compared with the model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nir
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from analysis.exports import export_table
+from study.checkpoint import save_checkpoint
+from study.config import Hyperparams
+from study.export import nir_reader
+from study.export.__main__ import main
+from study.export.onnx_model import run_onnx
+from study.models.calibration import calibrate
+from study.registry import build_model, model_input_shape
+
+
+def trained_looking(dataset: str, arch: str, hp: Hyperparams, seed: int = 0) -> torch.nn.Module:
+    """A model as a trial leaves it: BatchNorm statistics moved, calibrated on a batch, learned beta and threshold moved off their start."""
+    torch.manual_seed(seed)
+    model = build_model(dataset, arch, hp)
+    shape = model_input_shape(dataset, arch, hp)
+    if not model.spiking:
+        model.train()
+        with torch.no_grad():
+            model(torch.rand(16, *shape) * 3)
+        return model.eval()
+    batch = torch.randint(0, 3, (hp.num_steps, 6, *shape)).float()  # [T, B, C, H, W] event counts
+    model.train()
+    with torch.no_grad():
+        for index, neuron in enumerate([*model.neurons, model.output_neurons]):
+            if hp.learn_beta:
+                neuron.beta.fill_(0.6 + 0.05 * index)
+            if hp.learn_threshold:
+                neuron.threshold.fill_(0.9 - 0.05 * index)
+        for norm in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+            norm.momentum = None  # running statistics: the plain average of the batches seen
+        model.run(batch)  # BatchNorm's running statistics move off 0 and 1, to the data's
+        calibrate(model, batch, events=True)
+    return model.eval()
+
+
+def checkpoint(tmp_path: Path, model, dataset: str, arch: str, hp: Hyperparams) -> Path:
+    path = tmp_path / "checkpoints" / arch / "best.pth"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(path, model, dataset=dataset, arch=arch, hp=hp)
+    return path
+
+
+SPIKING = {
+    "batch-norm, learned beta and threshold": Hyperparams(
+        num_steps=8, pooling="avg", batch_norm=True, learn_beta=True, learn_threshold=True, kernel_size=3
+    ),
+    "population of 3, three blocks": Hyperparams(num_steps=6, pooling="avg", blocks=3, population=3, beta=0.9),
+}
+
+
+@pytest.mark.parametrize("name", SPIKING)
+def test_nir_graph_read_back_gives_the_models_output_spikes(tmp_path, capsys, name):
+    hp = SPIKING[name]
+    model = trained_looking("nmnist", "scnn", hp)
+    path = checkpoint(tmp_path, model, "nmnist", "scnn", hp)
+    assert main([str(path)]) == 0
+    exported = path.with_suffix(".nir")
+    assert f"{exported}: NIR" in capsys.readouterr().out
+
+    graph = nir.read(exported)
+    kinds = {type(node).__name__ for node in graph.nodes.values()}
+    assert kinds == {"Input", "Conv2d", "AvgPool2d", "LI", "Threshold", "Scale", "Flatten", "Affine", "Output"}  # BatchNorm folded
+    assert graph.metadata["num_steps"] == hp.num_steps and graph.metadata["dt"] == pytest.approx(1e-4)
+    assert list(graph.metadata["input_shape"]) == [2, 34, 34]
+    # the trained beta and threshold, not the proposed ones
+    beta = 1 - graph.metadata["dt"] / graph.nodes["lif1_membrane"].tau
+    np.testing.assert_allclose(beta, float(model.neurons[0].beta.detach()), rtol=1e-6)
+    np.testing.assert_array_equal(graph.nodes["lif2_fire"].threshold, float(model.neurons[1].threshold.detach()))
+
+    # fresh input, unlike the export's own check: event counts, so the folded input scale matters
+    x = torch.randint(0, 3, (hp.num_steps, 3, 2, 34, 34), generator=torch.Generator().manual_seed(7)).float()
+    with torch.no_grad():
+        expected = model.run(x)
+    spikes = nir_reader.run_over_time(nir_reader.to_torch(graph), x)  # [T, B, classes x population]
+    assert expected.spikes["out"].sum() > 10
+    assert torch.equal(spikes, expected.spikes["out"])
+    membrane = nir_reader.run_over_time(nir_reader.to_torch(nir_reader.with_output_from(graph, "out_membrane")), x)
+    torch.testing.assert_close(membrane, expected.membrane, rtol=1e-4, atol=1e-5)
+
+
+def test_nir_membrane_readout_is_a_leaky_integrator_read_back_exactly(tmp_path):
+    hp = Hyperparams(num_steps=8, pooling="avg", readout="membrane_mean", population=2)
+    model = trained_looking("mnist", "scnn", hp)
+    path = checkpoint(tmp_path, model, "mnist", "scnn", hp)
+    assert main([str(path), "--out", str(tmp_path / "nir")]) == 0
+    graph = nir.read(tmp_path / "nir" / "best.nir")
+    assert "out_fire" not in graph.nodes and ("out_membrane", "output") in graph.edges
+    assert graph.metadata["readout"] == "membrane_mean"
+    np.testing.assert_array_equal(graph.metadata["output_class"], np.repeat(np.arange(10), 2))
+    images = torch.rand(5, 1, 28, 28, generator=torch.Generator().manual_seed(3))
+    x = images.expand(hp.num_steps, *images.shape)  # direct current: the same image every step
+    with torch.no_grad():
+        expected = model.run(x)
+    membrane = nir_reader.run_over_time(nir_reader.to_torch(graph), x)
+    torch.testing.assert_close(membrane, expected.membrane, rtol=1e-4, atol=1e-5)
+    scores = membrane.mean(0).unflatten(-1, (10, 2)).sum(-1)  # the readout the metadata describes
+    assert torch.equal(scores.argmax(1), expected.scores.argmax(1))
+
+
+def test_onnx_model_run_by_onnxruntime_gives_the_models_logits(tmp_path, capsys):
+    hp = Hyperparams(batch_norm=True, dropout=0.3, time_bins=2, frame_size=32, kernel_size=3)
+    model = trained_looking("dvsgesture", "cnn", hp)
+    path = checkpoint(tmp_path, model, "dvsgesture", "cnn", hp)
+    assert main([str(path)]) == 0
+    exported = path.with_suffix(".onnx")
+    assert f"{exported}: ONNX" in capsys.readouterr().out
+    proto = onnx.load(exported)
+    properties = {p.key: p.value for p in proto.metadata_props}
+    assert properties["dataset"] == "dvsgesture" and "log1p" in properties["input"]
+    assert "BatchNormalization" not in {node.op_type for node in proto.graph.node}
+
+    x = torch.rand(7, 4, 32, 32, generator=torch.Generator().manual_seed(5)) * 2  # another batch size than the check's
+    with torch.no_grad():
+        expected = model(x).numpy()
+    logits = run_onnx(exported.read_bytes(), x.numpy())
+    np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "arch, hp, words",
+    [
+        ("scnn", Hyperparams(num_steps=4, pooling="max"), ["blocks.0.pool", "max pooling", "pooling=avg"]),
+        ("slstm", Hyperparams(num_steps=4), ["conv_lstm", "LSTM", "--arch scnn"]),
+    ],
+    ids=["max-pooling", "spiking-lstm"],
+)
+def test_what_nir_cannot_express_stops_with_the_layer_and_the_option(tmp_path, capsys, arch, hp, words):
+    path = checkpoint(tmp_path, build_model("nmnist", arch, hp), "nmnist", arch, hp)
+    assert main([str(path)]) == 2
+    message = " ".join(capsys.readouterr().err.split())
+    assert all(word in message for word in words), message
+    assert sorted(p.name for p in path.parent.iterdir()) == ["best.pth"]
+
+
+def test_bad_input_stops_before_anything_is_written(tmp_path, capsys):
+    not_ours = tmp_path / "other.pth"
+    torch.save({"state_dict": {}}, not_ours)
+    assert main([str(not_ours)]) == 2
+    assert "not a snn-study checkpoint" in " ".join(capsys.readouterr().err.split())
+
+    hp = Hyperparams(num_steps=4, pooling="avg")
+    path = checkpoint(tmp_path, build_model("nmnist", "scnn", hp), "nmnist", "scnn", hp)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert main([str(path), "--out", str(blocker / "exports")]) == 2
+    assert "a-file is a file" in " ".join(capsys.readouterr().err.split())
+    assert sorted(p.name for p in tmp_path.rglob("*")) == sorted(["a-file", "other.pth", "checkpoints", "scnn", "best.pth"])
+
+
+def test_a_graph_that_computes_otherwise_fails_the_check_and_is_not_written(tmp_path, capsys, monkeypatch):
+    """The export's own round trip is not a formality: a graph with one threshold off is caught."""
+    import study.export.exporter as exporter
+
+    real = exporter.nir_graph
+
+    def off_by_a_tenth(*args):
+        graph = real(*args)
+        graph.nodes["lif1_fire"].threshold = graph.nodes["lif1_fire"].threshold * 1.1
+        return graph
+
+    monkeypatch.setattr(exporter, "nir_graph", off_by_a_tenth)
+    hp = SPIKING["population of 3, three blocks"]
+    path = checkpoint(tmp_path, trained_looking("nmnist", "scnn", hp), "nmnist", "scnn", hp)
+    assert main([str(path), "--out", str(tmp_path / "new" / "exports")]) == 1
+    assert "nothing was written: the NIR graph read back from best.nir differs" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoints"]  # no file, not even the folders made for it
+
+
+def test_report_table_links_exports_or_says_how_to_make_them(tmp_path):
+    hp = Hyperparams()
+    exported = checkpoint(tmp_path / "a", build_model("mnist", "cnn", hp), "mnist", "cnn", hp)
+    assert main([str(exported)]) == 0
+    missing = checkpoint(tmp_path / "b", build_model("mnist", "cnn", hp), "mnist", "cnn", hp)
+    table = export_table([("mnist cnn", exported), ("other cnn", missing)], tmp_path / "report")
+    assert table.rows == [
+        ["mnist cnn", "ONNX", "../a/checkpoints/cnn/best.onnx"],
+        ["other cnn", "not exported", f"python -m study.export {missing}"],
+    ]
