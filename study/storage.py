@@ -45,10 +45,21 @@ def write_text(location: str, text: str) -> None:
     filesystem.move(partial, path)
 
 
-def read_text(location: str) -> str:
+def read_bytes(location: str) -> bytes:
     filesystem, path = _resolve(location)
     with filesystem.open_input_stream(path) as stream:
-        return stream.read().decode()
+        return stream.read()
+
+
+def read_text(location: str) -> str:
+    return read_bytes(location).decode()
+
+
+def file_names(location: str) -> list[str]:
+    """The names of the files directly in the folder `location` (none when it does not exist)."""
+    filesystem, path = _resolve(location)
+    infos = filesystem.get_file_info(pyarrow.fs.FileSelector(path, allow_not_found=True))
+    return [info.base_name for info in infos if info.type == pyarrow.fs.FileType.File]
 
 
 def check_storage_writable(storage: str) -> None:
