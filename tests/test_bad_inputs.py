@@ -123,8 +123,7 @@ REPORT = [
     (["empty-summary"], "empty-summary/summary.json is not a summary this snn-study can read"),
     (["no-settings"], 'no-settings/study.json is not a study record this snn-study can read: it has no "settings"'),
     (["list-study"], "list-study/study.json is not a study record"),
-    (["empty-summary", "--out-dir", "a-file"], "--out-dir", ),
-    (["empty-summary", "--label", LONG_NAME], "empty-summary/summary.json is not a summary"),  # inputs are read first
+    (["empty-summary", "--out-dir", "a-file"], "a-file is a file; it must be a folder"),  # before any experiment is read
     (["empty-summary", "--samples", "0"], "--samples: must be a whole number of at least 1, not 0"),
     (["nowhere"], "No experiment 'nowhere'"),
 ]
@@ -135,11 +134,6 @@ def test_analysis_report_refuses_bad_input(argv, says, workspace, capsys):
     assert exit_status(report.main, argv) == 2
     assert says in " ".join(capsys.readouterr().err.split())
     assert not (workspace / "reports").exists()
-
-
-def test_analysis_report_refuses_an_out_dir_that_is_a_file_before_reading_anything(workspace, capsys):
-    assert exit_status(report.main, ["empty-summary", "--out-dir", "a-file"]) == 2
-    assert "--out-dir" in capsys.readouterr().err and (workspace / "a-file").read_text() == "not a folder"
 
 
 PER_CHECKPOINT = [
@@ -157,3 +151,17 @@ def test_analysis_gradcam_and_spikes_refuse_bad_input(command, argv, says, works
     assert exit_status(command.main, argv) == 2
     assert says in " ".join(capsys.readouterr().err.split())
     assert not (workspace / "reports").exists()
+
+
+def test_a_report_label_too_long_for_a_folder_is_refused(tmp_path):
+    from types import SimpleNamespace
+
+    from study.errors import UserError
+
+    experiments = [SimpleNamespace(name="study-a")]
+    with pytest.raises(UserError, match="--label is 300 characters long: it names a folder under --out-dir, so use at most 100"):
+        report.report_folder(experiments, LONG_NAME, tmp_path)
+    many = [SimpleNamespace(name=f"{'x' * 60}-{index}") for index in range(3)]  # their default label is too long too
+    with pytest.raises(UserError, match="The default --label"):
+        report.report_folder(many, None, tmp_path)
+    assert report.report_folder(experiments, None, tmp_path) == tmp_path.resolve() / "study-a"
