@@ -26,7 +26,7 @@ from study.precision import PRECISIONS
 from study.registry import ARCHITECTURES, DATASETS, PRESETS
 from study.saved_state import check_restorable, every_trial_ended
 from study.search import check_search, fixed_values
-from study.storage import STUDY_FILE, check_new, check_storage_writable, exists, experiment_path, load_study, save_study
+from study.storage import STUDY_FILE, check_new, check_storage_writable, exists, experiment_path, load_study, one_driver, save_study
 from study.summary import Summary
 from study.writable import check_writable_folder
 
@@ -250,6 +250,11 @@ def run_study(invocation: Invocation, resume: bool, address: str | None, dashboa
     configuration; returns its summary, or None when it was interrupted before the end.
 
     `checkpoints_dir`: with `resume`, export there instead of where the study was started to."""
+    with contextlib.ExitStack() as driver:  # holds the experiment once its study.json exists
+        return _run_study(invocation, resume, address, dashboard_host, checkpoints_dir, driver)
+
+
+def _run_study(invocation: Invocation, resume: bool, address: str | None, dashboard_host: str, checkpoints_dir: Path | None, driver) -> Summary | None:
     from ray import tune
 
     from study.outcome import results_table, searched, summarize
@@ -258,6 +263,7 @@ def run_study(invocation: Invocation, resume: bool, address: str | None, dashboa
 
     check_storage_writable(invocation.storage)
     if resume:
+        driver.enter_context(one_driver(invocation.storage, invocation.name))
         invocation = resumed(invocation, checkpoints_dir)
     else:
         check_can_start(invocation)
@@ -273,6 +279,7 @@ def run_study(invocation: Invocation, resume: bool, address: str | None, dashboa
     plan = plan_of(invocation, *trial_resources(settings.cpus_per_trial, invocation.gpus_per_trial, invocation.max_concurrent))
     if not resume:
         save_study(invocation.storage, invocation.name, to_record(invocation))
+        driver.enter_context(one_driver(invocation.storage, invocation.name))
     search = fit(
         lambda: restore_tuner(plan.experiment_path, settings, plan) if resume else build_tuner(settings, plan),
         plan.experiment_path,

@@ -11,7 +11,7 @@ import pytest
 
 from study import run as study_run
 from study.saved_state import DamagedState, check_restorable, every_trial_ended, saved_trial_statuses
-from study.storage import save_study
+from study.storage import one_driver, save_study
 
 
 def write_state(experiment: Path, statuses: list[str], name: str = "experiment_state-2026-01-01_00-00-00.json") -> None:
@@ -108,3 +108,13 @@ def test_resume_exports_to_a_corrected_checkpoints_dir(tmp_path, capsys):
     asked = invocation(tmp_path, "--resume")
     assert study_run.resumed(asked).checkpoints_dir == tmp_path / "a-file"  # as started
     assert study_run.resumed(asked, Path(tmp_path / "good")).checkpoints_dir == tmp_path / "good"
+
+
+def test_a_second_driver_of_a_running_experiment_is_refused(tmp_path, capsys):
+    """A --resume typed in another terminal while the study runs would train its trials twice."""
+    started = invocation(tmp_path)
+    save_study(started.storage, started.name, study_run.to_record(started))
+    (tmp_path / "results" / "stopped" / "tuner.pkl").write_bytes(pickle.dumps({}))
+    with one_driver(started.storage, started.name):  # what the running driver holds
+        assert study_run.main(["nmnist", "--storage", str(tmp_path / "results"), "--name", "stopped", "--resume"]) == 2
+    assert "is being run by another process right now" in " ".join(capsys.readouterr().err.split())
