@@ -133,6 +133,18 @@ def _read_json(path: Path) -> dict:
         raise UserError(f"{path} cannot be read ({error}).") from None
 
 
+def _study_settings(path: Path) -> dict:
+    """study.json's "settings", checked to hold what the analysis reads of them."""
+    record = _read_json(path)
+    settings = record.get("settings") if isinstance(record, dict) else None
+    if not isinstance(settings, dict) or not isinstance(settings.get("data_dir"), str):
+        raise UserError(
+            f"{path} is not a study record this snn-study can read: it has no \"settings\" with a \"data_dir\" "
+            f"(python -m study.run writes one when a study starts)."
+        )
+    return settings
+
+
 def read_history(trial_dir: Path) -> pd.DataFrame:
     """A trial's progress.csv, one row per epoch; empty when it reported nothing."""
     try:
@@ -183,7 +195,7 @@ def load_experiments(spec: str | Path, results_dir: Path = RESULTS_DIR) -> list[
     """Every architecture of a finished experiment (a folder, or a name under `results_dir`) that has a
     best model; UserError when it is not a finished experiment."""
     path = find_experiment(spec, results_dir).resolve()
-    settings = _read_json(path / STUDY_FILE)["settings"]
+    settings = _study_settings(path / STUDY_FILE)
     if not (path / SUMMARY_FILE).is_file():
         raise UserError(
             f"The experiment {path.name} at {path} has no finished trial to analyse: there is no {SUMMARY_FILE} "

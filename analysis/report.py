@@ -8,7 +8,6 @@ Exit status 2 on bad input (not an experiment, no finished trial, a checkpoint o
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
@@ -30,10 +29,12 @@ from analysis.study_figures import hyperparameter_effects, importance_chart, lea
 from analysis.tradeoff import searched_front_figure, trial_points, tradeoff_figure
 from analysis.weights import weight_artifacts
 from analysis.writeup import markdown, summary_sentences
-from study.cli import count, print_error
+from study.cli import check_folder_name, count, print_error
 from study.energy import HOROWITZ_FLOAT32, HOROWITZ_INT8, EnergyTable, load_energy_table
 from study.errors import UserError
 from study.files import write_atomically
+from study.writable import check_writable_folder
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m analysis.report", description=__doc__.splitlines()[0])
@@ -112,10 +113,10 @@ def report_folder(experiments: list[Experiment], label: str | None, out_dir: Pat
     names = [experiment.name for experiment in experiments]
     if len(set(names)) < len(names):
         raise UserError(f"Two experiments share a name ({', '.join(names)}); the report keeps one folder per name, so give each once.")
-    label = label or "+".join(names)
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", label):
-        raise UserError(f"--label {label!r}: use letters, digits, '.', '_', '+' and '-' only (it names a folder under --out-dir).")
-    return out_dir.resolve() / label
+    check_folder_name("--label" if label else "The default --label (the experiment names joined by '+')", label or "+".join(names), "--out-dir", extra="+")
+    folder = out_dir.resolve() / (label or "+".join(names))
+    check_writable_folder(folder, "--out-dir")
+    return folder
 
 
 def paired_comparisons(experiments: list[Experiment]) -> dict:
@@ -130,6 +131,7 @@ def paired_comparisons(experiments: list[Experiment]) -> dict:
 def make_report(specs: list[str], label: str | None, out_dir: Path, samples: int, data_dir: Path | None, energy: Path | None = None) -> Path:
     """Build the report; returns the path of its index.html."""
     tables = energy_tables(energy)
+    check_writable_folder(out_dir, "--out-dir")
     experiments = [experiment for spec in specs for experiment in load_experiments(spec)]  # every input is checked before any work
     folder = report_folder(experiments, label, out_dir)
     document = Document(title=f"Spiking and conventional networks: {', '.join(e.title for e in experiments)}")

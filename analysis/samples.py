@@ -8,7 +8,6 @@ Also the command line the per-checkpoint commands share (`analysis.gradcam`, `an
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -26,7 +25,8 @@ from study.final_test import checkpoint_test_split
 from study.loop import input_adapter
 from study.models import Output
 from study.registry import ARCHITECTURES, DATASETS, DatasetAndArch
-from study.storage import STUDY_FILE
+from study.origin import experiment_data_dir
+from study.writable import check_writable_folder
 
 DEFAULT_DATA_DIR = Path("data")
 DEFAULT_SAMPLES = 30  # three per class on MNIST and N-MNIST
@@ -66,38 +66,6 @@ class Loaded(DatasetAndArch):
     def where(self) -> str:
         """'scnn on nmnist', '(synthetic data)' added when it is: what every figure's title and caption name."""
         return f"{self.arch} on {self.dataset}" + (" (synthetic data)" if self.payload.get("synthetic") else "")
-
-
-def _study_record_near(folder: Path, levels: int = 3) -> dict | None:
-    """The study.json in `folder` or up to `levels` folders above it, if any can be read."""
-    for candidate in [folder, *folder.parents][: levels + 1]:
-        try:
-            return json.loads((candidate / STUDY_FILE).read_text())
-        except (OSError, ValueError):
-            continue
-    return None
-
-
-def experiment_data_dir(checkpoint: Path) -> Path | None:
-    """The data folder of the study `checkpoint` came from, when its experiment folder is on this disk.
-
-    An exported `checkpoints/<name>/best.pth` finds its experiment through `config.json`'s
-    `trial_checkpoint`; a trial's own `<experiment>/trial_x/checkpoint_y/checkpoint.pth` lies inside it.
-    """
-    checkpoint = Path(checkpoint).resolve()
-    places = [checkpoint.parent]
-    try:
-        trial_checkpoint = json.loads((checkpoint.parent / "config.json").read_text()).get("trial_checkpoint")
-    except (OSError, ValueError, AttributeError):
-        trial_checkpoint = None
-    if isinstance(trial_checkpoint, str) and "://" not in trial_checkpoint:  # remote storage: nothing to read here
-        places.insert(0, Path(trial_checkpoint))
-    for place in places:
-        record = _study_record_near(place)
-        data_dir = (record or {}).get("settings", {}).get("data_dir")
-        if data_dir and Path(data_dir).is_dir():  # a moved or deleted data folder: fall back to the default
-            return Path(data_dir)
-    return None
 
 
 def load_with_samples(checkpoint: Path, count: int, data_dir: Path | None = None) -> Loaded:
@@ -191,6 +159,7 @@ def run_cli(argv: list[str] | None, module: str, description: str, folder: str, 
     args = parser.parse_args(argv)
     out = args.out or default_out(args.checkpoint, folder)
     try:
+        check_writable_folder(out, "--out")
         artifacts = make(load_with_samples(args.checkpoint, args.samples, args.data_dir), out)
     except UserError as error:
         return print_error(error)

@@ -35,12 +35,13 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from study import search_bench
-from study.cli import count
+from study.cli import count, print_error, seed
 from study.config import Hyperparams
 from study.data.events import event_store
 from study.data.frames import FrameDataset, FrameSpec, frame_transform
 from study.data.sources import NMNIST_SOURCE, RawSplit
 from study.data.synthetic import write_nmnist
+from study.errors import UserError
 from study.files import write_atomically
 from study.models.common import Output, class_scores
 from study.models.lif_scan import SURROGATES
@@ -48,8 +49,11 @@ from study.operations import framework_macs
 from study.precision import PRECISIONS, autocast, resolve
 from study.registry import build_model
 from study.loop import make_loader, measure, train_one_epoch
+from study.writable import check_writable_file
 
 BATCH = 64
+EPOCH_REPEATS = 3  # whole epochs timed of each, after one warm-up epoch each
+DEVICES = ("cpu", "cuda")
 
 
 class ReferenceSCNN(nn.Module):
@@ -285,13 +289,14 @@ def data_and_epochs(args: argparse.Namespace, device: torch.device, precision: s
         hp = Hyperparams(num_steps=25)
         ours = build_model("nmnist", "scnn", hp).to(device)
         reference = ReferenceSCNN(ours, hp).to(device)
-        # Epochs include loading: no warm-up, as in a trial (which also starts cold).
+        # Epochs include loading. One warm-up epoch each is left out (the first pays for page faults, thread
+        # pools and allocator growth, which made --quick's single cold epoch vary 0.3x to 2x run to run), then
+        # epochs alternate so a busy spell of the machine hits both.
         ours_epoch_s, reference_epoch_s = paired_seconds(
             partial(our_epoch, ours, ours_train, ours_val, device, precision),
             partial(reference_epoch, reference, reference_train, reference_val, device),
-            1 if args.quick else 3,
+            EPOCH_REPEATS,
             device,
-            warm_up=False,
         )
         measured["epoch"] = {"ours_seconds": ours_epoch_s, "reference_seconds": reference_epoch_s}
         measured["epoch_speedup"] = reference_epoch_s / ours_epoch_s
@@ -353,10 +358,25 @@ def table(measured: dict) -> str:
     return "\n".join(lines)
 
 
+def checked_device(text: str) -> torch.device:
+    """--device as a torch device this machine has, or a UserError."""
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in DEVICES:
+        raise UserError(f"--device {text!r}: the benchmark runs on {' or '.join(DEVICES)} (e.g. cuda:0).")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {text}, but torch sees no CUDA device.")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UserError(f"--device {text}, but torch sees {torch.cuda.device_count()} CUDA device(s).")
+    return device
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m study.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    parser.add_argument("--quick", action="store_true", help="T=25 only and fewer samples: about 20 seconds on 2 CPU cores")
+    parser.add_argument("--quick", action="store_true", help="T=25 only and fewer samples: about a minute on 2 CPU cores")
     parser.add_argument("--data-dir", type=Path, help="folder holding NMNIST/ (else synthetic data in its format)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="our step's precision, as in a study (default auto: bf16 where native, else fp32)")
     parser.add_argument("--threads", type=count, help="torch threads (default: torch's choice)")
@@ -365,26 +385,30 @@ def main(argv: list[str] | None = None) -> int:
     search.add_argument("--search", action="store_true", help="measure search quality instead of speed")
     search.add_argument("--trials", type=count, default=4, help="trials per study (default 4)")
     search.add_argument("--epochs", type=count, default=10, help="epochs per trial at most (default 10)")
-    search.add_argument("--seed", type=int, default=0, help="the studies' --seed (default 0)")
+    search.add_argument("--seed", type=seed, default=0, help="the studies' --seed (default 0)")
     search.add_argument("--archs", default=",".join(search_bench.ALL_ARCHS), help="comma-separated architectures (default all)")
     search.add_argument("--data", default=",".join(search_bench.ALL_DATA), help=f"comma-separated data sets (default all: {', '.join(search_bench.ALL_DATA)})")
     args = parser.parse_args(argv)
-    if args.search:
-        archs, data = args.archs.split(","), args.data.split(",")
-        unknown = sorted(set(archs) - set(search_bench.ALL_ARCHS)) + sorted(set(data) - set(search_bench.ALL_DATA))
-        if unknown:
-            print(f"error: unknown architecture or data set {', '.join(unknown)}; valid: {', '.join(search_bench.ALL_ARCHS + search_bench.ALL_DATA)}.", file=sys.stderr)
-            return 2
-        return search_bench.main_search(args.trials, args.epochs, args.seed, archs, data, args.out or Path("bench-search.json"))
-    if args.device == "cuda" and not torch.cuda.is_available():
-        print("error: --device cuda, but torch sees no CUDA device.", file=sys.stderr)
-        return 2
+    try:
+        out = args.out or Path("bench-search.json" if args.search else "bench.json")
+        check_writable_file(out, "--out")  # before minutes of measuring
+        if args.search:
+            archs, data = args.archs.split(","), args.data.split(",")
+            unknown = sorted(set(archs) - set(search_bench.ALL_ARCHS)) + sorted(set(data) - set(search_bench.ALL_DATA))
+            if unknown:
+                raise UserError(f"Unknown architecture or data set {', '.join(unknown)}; valid: {', '.join(search_bench.ALL_ARCHS + search_bench.ALL_DATA)}.")
+            return search_bench.main_search(args.trials, args.epochs, args.seed, archs, data, out)
+        args.device = str(checked_device(args.device))
+    except UserError as error:
+        return print_error(error)
     if args.threads:
         torch.set_num_threads(args.threads)
     measured = run(args)
-    out = args.out or Path("bench.json")
-    write_atomically(out, json.dumps(measured, indent=2) + "\n")
-    print(table(measured))
+    print(table(measured), flush=True)  # the figures reach the user even if writing the file fails
+    try:
+        write_atomically(out, json.dumps(measured, indent=2) + "\n")
+    except OSError as error:
+        return print_error(UserError(f"--out {out} could not be written ({error}); the figures are printed above."))
     print(f"Written: {out}")
     return 0
 

@@ -15,6 +15,7 @@ from torch import nn
 from study.config import Hyperparams
 from study.errors import UserError
 from study.files import replaced_atomically
+from study.ranges import check_hyperparams
 from study.registry import build_model
 
 # 2: configurable conv blocks (padded), output layer with a readout, an input-scale buffer.
@@ -63,6 +64,7 @@ def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[nn.Modul
         hp = Hyperparams.from_dict(payload["hyperparams"])
     except (TypeError, ValueError) as error:
         raise UserError(f"{path} holds hyperparameters this snn-study does not know ({error}).") from None
+    check_hyperparams(hp, f"{path} holds a hyperparameter no model can be built with")
     model = build_model(payload["dataset"], payload["arch"], hp)
     expected, found = model.state_dict(), payload["model"]
     missing = [name for name in expected if name not in found]

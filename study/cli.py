@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import math
+import re
 import sys
 import textwrap
 
 from study.errors import UserError
 
 
-def at_least(cast, low, strict: bool, words: str):
-    """An argparse type: `cast(text)`, refused unless above `low` (strict) or at least `low`."""
+def at_least(cast, low, strict: bool, words: str, high=None):
+    """An argparse type: `cast(text)`, refused unless above `low` (strict) or at least `low`, at most `high`,
+    and finite (`nan` compares false with every bound, so it would pass them all)."""
 
     def parse(text: str):
         try:
             value = cast(text)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise argparse.ArgumentTypeError(f"must be {words}, not {text}") from None
-        if value < low or (strict and value == low):
+        if not math.isfinite(value) or value < low or (strict and value == low) or (high is not None and value > high):
             raise argparse.ArgumentTypeError(f"must be {words}, not {text}")
         return value
 
@@ -28,6 +31,24 @@ count = at_least(int, 1, False, "a whole number of at least 1")
 retries = at_least(int, 0, False, "a whole number of at least 0")
 share = at_least(float, 0, True, "positive")
 gpu_share = at_least(float, 0, False, "zero or positive")
+# Optuna's samplers and numpy take seeds below 2**32; a study adds up to a few thousand to its seed
+# (one per architecture, 1000 + k for the repeats), so the user's seed stays well below that.
+SEED_MAX = 2**31 - 1
+seed = at_least(int, 0, False, f"a whole number from 0 to {SEED_MAX}", high=SEED_MAX)
+# A name becomes a folder (and part of Ray's trial folder names); file systems allow 255 bytes a name.
+NAME_MAX = 100
+
+
+def check_folder_name(flag: str, name: str, under: str, extra: str = "") -> None:
+    """A UserError unless `name` can name one folder under `under`: letters, digits, '.', '_', '-' (and `extra`),
+    at most NAME_MAX characters."""
+    allowed = "A-Za-z0-9._" + re.escape(extra) + "-"
+    shown = ", ".join(f"'{char}'" for char in "._" + extra) + " and '-'"
+    if not re.fullmatch(f"[A-Za-z0-9][{allowed}]*", name):
+        raise UserError(f"{flag} {name!r}: use letters, digits, {shown} only (it names a folder under {under}).")
+    if len(name) > NAME_MAX:
+        raise UserError(f"{flag} is {len(name)} characters long: it names a folder under {under}, so use at most {NAME_MAX}.")
+
 
 EXIT_BAD_INPUT = 2
 

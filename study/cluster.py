@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 from study.errors import UserError
@@ -28,6 +29,37 @@ def use_token_to_join(address: str | None) -> None:
     """
     if address and "RAY_AUTH_MODE" not in os.environ and auth_token_available():
         os.environ["RAY_AUTH_MODE"] = "token"
+
+
+RAY_DEFAULT_PORT = 6379  # `ray start --head`'s GCS port
+REACH_TIMEOUT_S = 5
+
+
+def check_reachable(address: str | None) -> None:
+    """A UserError when nothing listens at a HOST:PORT `address` (ray.init would retry for minutes).
+
+    `auto` (the cluster started on this machine) is left to Ray, which answers at once.
+    """
+    if not address or address == "auto":
+        return
+    target = address.removeprefix("ray://")
+    host, colon, port_text = target.rpartition(":")
+    if not colon:
+        host, port_text = target, str(RAY_DEFAULT_PORT)
+    try:
+        port = int(port_text)
+        if not 0 < port < 65536:
+            raise ValueError
+    except ValueError:
+        raise UserError(f"--address {address}: {port_text!r} is not a port; write HOST:PORT (e.g. 10.0.0.1:6379) or auto.") from None
+    try:
+        socket.create_connection((host.strip("[]"), port), timeout=REACH_TIMEOUT_S).close()
+    except OSError as error:
+        raise UserError(
+            f"Cannot join the Ray cluster at {address}: nothing answers there ({error.strerror or error}). Start its head "
+            f"with `ray start --head` on that machine (it prints the address to give), or pass --address auto on a "
+            f"node of a running cluster."
+        ) from None
 
 
 def connect_ray(address: str | None, dashboard_host: str) -> None:

@@ -2,6 +2,8 @@
 
 The checkpoint says which dataset and architecture it belongs to; exit status 2 when the file is
 not a usable checkpoint (another layout, weights that do not fit its architecture, a pickle).
+By default it uses the data folder and the test subset of the study that wrote it (found through
+its experiment folder, as analysis.gradcam does), so it reproduces the study's test_acc.
 Imports neither Ray Tune nor Optuna: testing one model needs only torch and the data.
 """
 
@@ -16,6 +18,9 @@ from study.cli import count, print_error
 from study.errors import UserError
 from study.final_test import checkpoint_test_split, final_test
 from study.loop import pick_device
+from study.origin import experiment_data_dir, experiment_test_limit
+
+DEFAULT_DATA_DIR = Path("data")
 
 
 def _number(value: float | None) -> str:
@@ -25,20 +30,22 @@ def _number(value: float | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m study.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", type=Path, help="a .pth file written by the study (e.g. checkpoints/NAME/best.pth)")
-    parser.add_argument("--data-dir", type=Path, default=Path("data"), help="dataset root (default ./data)")
-    parser.add_argument("--test-limit", type=count, help="class-balanced subset of the test split, in samples")
+    parser.add_argument("--data-dir", type=Path, help="dataset root (default: the study's own, found beside the checkpoint, else ./data)")
+    parser.add_argument("--test-limit", type=count, help="class-balanced subset of the test split, in samples (default: the study's own)")
     args = parser.parse_args(argv)
     try:
         device = pick_device()
         model, payload = load_model(args.checkpoint, device)
-        settings, hp, test_set = checkpoint_test_split(payload, args.data_dir, args.test_limit)
+        data_dir = args.data_dir or experiment_data_dir(args.checkpoint) or DEFAULT_DATA_DIR
+        test_limit = args.test_limit or experiment_test_limit(args.checkpoint)
+        settings, hp, test_set = checkpoint_test_split(payload, data_dir, test_limit)
         result = final_test(settings, model, hp, device, test_set)
     except UserError as error:
         return print_error(error)
     synthetic = " (synthetic data)" if settings.synthetic else ""
     print(
         f"{args.checkpoint}: {settings.arch} on {settings.dataset}{synthetic}: test_acc {result.test_acc:.4f}, "
-        f"test_loss {_number(result.test_loss)} over {result.test_samples} samples"
+        f"test_loss {_number(result.test_loss)} over {result.test_samples} test samples from {settings.data_dir}"
     )
     return 0
 

@@ -10,26 +10,29 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import re
+import shlex
 import signal
 import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from study.cli import count, gpu_share, print_error, retries, share
-from study.cluster import connect_ray, trial_resources, use_token_to_join
+from study.cli import check_folder_name, count, gpu_share, print_error, retries, seed, share
+from study.cluster import check_reachable, connect_ray, trial_resources, use_token_to_join
 from study.config import OBJECTIVES, StudySettings
 from study.data.prepare import prepare_data
 from study.errors import UserError
 from study.precision import PRECISIONS
 from study.registry import ARCHITECTURES, DATASETS, PRESETS
+from study.saved_state import check_restorable, every_trial_ended
 from study.search import check_search, fixed_values
-from study.storage import STUDY_FILE, check_new, check_storage_writable, experiment_path, load_study, save_study
+from study.storage import STUDY_FILE, check_new, check_storage_writable, exists, experiment_path, load_study, one_driver, save_study
 from study.summary import Summary
+from study.writable import check_writable_folder
 
-# --smoke: a whole study on tiny subsets, about a minute on 2 CPU cores.
+# --smoke: a whole study on tiny subsets (about two minutes on 2 CPU cores, see README).
 SMOKE = {"num_samples": 2, "max_epochs": 2, "train_limit": 200, "val_limit": 50, "test_limit": 50, "repeats": 2}
+DEFAULT_CHECKPOINTS_DIR = Path("checkpoints")
 DEFAULTS = {"num_samples": 20, "max_epochs": 10, "train_limit": None, "val_limit": None, "test_limit": None, "repeats": 3}
 
 
@@ -68,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--arch", type=architectures, metavar="ARCH[,ARCH...]",
         help=f"architectures to compare, from {', '.join(sorted(ARCHITECTURES))} (default: cnn,scnn; on dvsgesture also slstm)",
     )
-    what.add_argument("--seed", type=int, default=0, help="seed of the Optuna sampler and of weight initialisation (default 0)")
+    what.add_argument("--seed", type=seed, default=0, help="seed of the Optuna sampler and of weight initialisation (default 0)")
     what.add_argument(
         "--objective", type=objectives, default=("accuracy",), metavar="accuracy[,energy]",
         help="what Optuna optimises: validation accuracy (default), or with ',energy' the Pareto front of accuracy and "
@@ -118,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_argument("--address", help="join an existing Ray cluster (e.g. 'auto' or HOST:6379) instead of starting a local one")
     cluster.add_argument("--storage", default="results", help="where Ray stores the experiment: a path (shared on multi-node clusters) or a URI (default ./results)")
     cluster.add_argument("--name", help="experiment name (default DATASET-ARCH, with -synthetic for --synthetic)")
-    cluster.add_argument("--checkpoints-dir", type=Path, default=Path("checkpoints"), help="where the best model is exported (default ./checkpoints)")
+    cluster.add_argument("--checkpoints-dir", type=Path, help="where the best models are exported (default ./checkpoints; with --resume: the study's own)")
     cluster.add_argument("--dashboard-host", default="127.0.0.1", help="interface of the Ray dashboard of a local cluster (default 127.0.0.1: private)")
 
     resume = parser.add_argument_group("resume")
@@ -180,8 +183,7 @@ def interpret(args: argparse.Namespace) -> Invocation:
     )
     storage = args.storage if "://" in args.storage else str(Path(args.storage).resolve())
     name = args.name or f"{args.dataset}-{'-'.join(archs)}" + ("-synthetic" if args.synthetic else "")
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
-        raise UserError(f"--name {name!r}: use letters, digits, '.', '_' and '-' only (it names a folder under --storage).")
+    check_folder_name("--name", name, "--storage")
     return Invocation(
         settings=settings,
         name=name,
@@ -190,7 +192,7 @@ def interpret(args: argparse.Namespace) -> Invocation:
         gpus_per_trial=args.gpus_per_trial,
         max_concurrent=args.max_concurrent,
         max_failures=args.max_failures,
-        checkpoints_dir=args.checkpoints_dir.resolve(),
+        checkpoints_dir=(args.checkpoints_dir or DEFAULT_CHECKPOINTS_DIR).resolve(),
         preset=args.preset,
         fixed=fixed_values(args.dataset, args.preset, args.fix),
         archs=archs,
@@ -210,13 +212,16 @@ def from_record(record: dict) -> Invocation:
     return Invocation(**{**record, "settings": StudySettings(**settings), "checkpoints_dir": Path(record["checkpoints_dir"]), "archs": archs})
 
 
-def resumed(asked: Invocation) -> Invocation:
-    """The invocation an experiment was started with: --resume continues the same study, whatever else is given."""
+def resumed(asked: Invocation, checkpoints_dir: Path | None = None) -> Invocation:
+    """The invocation an experiment was started with: --resume continues the same study, whatever else is given,
+    except where it is stored and, when `checkpoints_dir` is given, where its best models are exported."""
     started = from_record(load_study(asked.storage, asked.name))
     if started.settings.dataset != asked.settings.dataset:
         raise UserError(f"The experiment {asked.name!r} studies {started.settings.dataset}, not {asked.settings.dataset}.")
+    check_restorable(experiment_path(asked.storage, asked.name))
     print(f"Resuming {asked.name!r} with the settings it was started with ({STUDY_FILE}).", flush=True)
-    return dataclasses.replace(started, storage=asked.storage)
+    exports = started.checkpoints_dir if checkpoints_dir is None else checkpoints_dir.resolve()
+    return dataclasses.replace(started, storage=asked.storage, checkpoints_dir=exports)
 
 
 def check_can_start(invocation: Invocation) -> None:
@@ -246,18 +251,30 @@ def plan_of(invocation: Invocation, gpus_per_trial: float, max_concurrent: int):
     )
 
 
-def fit(make_tuner, expected: int):
-    """Run a phase's Tuner; its results, or None when it was interrupted before every trial ended."""
-    with graceful_sigterm():
+def fit(make_tuner, path: str, expected: int):
+    """Run a phase's Tuner (its experiment at `path`); its results, or None when it was interrupted before
+    every trial ended on its own.
+
+    The results alone cannot tell: on an interruption Ray Tune marks the trials it stops TERMINATED,
+    as if they had finished. The state it saved before stopping them still has them running.
+    """
+    with tune_stops_on_sigterm():
         results = make_tuner().fit()
     if results.num_terminated + results.num_errors < len(results) or len(results) < expected:
         return None
-    return results
+    return results if every_trial_ended(path, expected) else None
 
 
-def run_study(invocation: Invocation, resume: bool, address: str | None, dashboard_host: str) -> Summary | None:
+def run_study(invocation: Invocation, resume: bool, address: str | None, dashboard_host: str, checkpoints_dir: Path | None = None) -> Summary | None:
     """Run (or continue) a study: the searches of every architecture at once, then the repeats of each best
-    configuration; returns its summary, or None when it was interrupted before the end."""
+    configuration; returns its summary, or None when it was interrupted before the end.
+
+    `checkpoints_dir`: with `resume`, export there instead of where the study was started to."""
+    with contextlib.ExitStack() as driver:  # holds the experiment once its study.json exists
+        return _run_study(invocation, resume, address, dashboard_host, checkpoints_dir, driver)
+
+
+def _run_study(invocation: Invocation, resume: bool, address: str | None, dashboard_host: str, checkpoints_dir: Path | None, driver) -> Summary | None:
     from ray import tune
 
     from study.outcome import results_table, searched, summarize
@@ -266,31 +283,42 @@ def run_study(invocation: Invocation, resume: bool, address: str | None, dashboa
 
     check_storage_writable(invocation.storage)
     if resume:
-        invocation = resumed(invocation)
+        driver.enter_context(one_driver(invocation.storage, invocation.name))
+        invocation = resumed(invocation, checkpoints_dir)
     else:
         check_can_start(invocation)
+    check_writable_folder(invocation.checkpoints_dir, "--checkpoints-dir")
     settings = invocation.settings
     for arch in invocation.archs:
         check_search(dataclasses.replace(settings, arch=arch), invocation.fixed)
+    check_reachable(address)
     prepare_data(settings)
     connect_ray(address, dashboard_host)
+    if threading.current_thread() is threading.main_thread():  # ray.init installed its own, which exits with no word
+        signal.signal(signal.SIGTERM, _interrupt)
     plan = plan_of(invocation, *trial_resources(settings.cpus_per_trial, invocation.gpus_per_trial, invocation.max_concurrent))
     if not resume:
         save_study(invocation.storage, invocation.name, to_record(invocation))
-    search = fit(lambda: restore_tuner(plan.experiment_path, settings, plan) if resume else build_tuner(settings, plan), plan.num_samples * len(plan.archs))
+        driver.enter_context(one_driver(invocation.storage, invocation.name))
+    search = fit(
+        lambda: restore_tuner(plan.experiment_path, settings, plan) if resume else build_tuner(settings, plan),
+        plan.experiment_path,
+        plan.num_samples * len(plan.archs),
+    )
     repeated = None
     if search is not None:
         architectures = searched(search, settings, plan.archs, invocation.checkpoints_dir / invocation.name)
         configs = repeat_configs(architectures, plan.repeats, settings.seed)
         if configs:
             restorable = tune.Tuner.can_restore(plan.repeats_path)
-            repeated = fit(lambda: restore_tuner(plan.repeats_path, settings, plan) if restorable else build_repeat_tuner(settings, plan, configs), len(configs))
+            if restorable:
+                check_restorable(plan.repeats_path)
+            repeated = fit(
+                lambda: restore_tuner(plan.repeats_path, settings, plan) if restorable else build_repeat_tuner(settings, plan, configs),
+                plan.repeats_path,
+                len(configs),
+            )
     if search is None or (plan.repeats and configs and repeated is None):
-        print(
-            f"The study was interrupted; its state is saved. Continue it with:\n"
-            f"  python -m study.run {settings.dataset} --name {plan.name} --storage {plan.storage} --resume",
-            flush=True,
-        )
         return None
     summary = summarize(settings, invocation.experiment_path, architectures, repeated, plan.repeats)
     print(results_table(summary), flush=True)
@@ -306,39 +334,74 @@ def require_a_model(summary: Summary, name: str) -> None:
         raise UserError(f"No trial of {name!r} finished an epoch, so there is no model to test or export.{reason}")
 
 
-def _stop_gracefully(signum, frame) -> None:
-    """SIGTERM: let Ray Tune stop and save the experiment as on Ctrl-C (its SIGUSR1 handler), else interrupt."""
+EXIT_INTERRUPTED = 130
+
+
+def _interrupt(signum, frame) -> None:
+    """SIGTERM outside Ray Tune's loop: stop as Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
+def _stop_tune(signum, frame) -> None:
+    """SIGTERM inside Ray Tune's loop: let it stop and save the experiment as on Ctrl-C (its SIGUSR1 handler)."""
     tune_handler = signal.getsignal(signal.SIGUSR1)
     if callable(tune_handler):
         tune_handler(signum, frame)
-    else:
+    else:  # Tune has not installed it yet
         raise KeyboardInterrupt
 
 
 @contextlib.contextmanager
-def graceful_sigterm():
-    """SIGTERM stops the study as Ctrl-C does. Installed after ray.init, whose own handler aborts the driver."""
+def _handlers(handlers: dict):
+    """Install signal handlers for the block (main thread only), then put back the ones that were there."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _stop_gracefully)
+    previous = {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+
+
+def tune_stops_on_sigterm():
+    """During one Tuner.fit(): SIGTERM stops Ray Tune as Ctrl-C does. Afterwards Tune's own SIGINT and SIGUSR1
+    handlers, which it leaves installed, are removed: a Ctrl-C later (testing the best model, say) interrupts
+    at once instead of setting the flag of a loop that has ended."""
+    return _handlers({signal.SIGTERM: _stop_tune, signal.SIGINT: signal.default_int_handler, signal.SIGUSR1: signal.SIG_DFL})
+
+
+def resume_command(invocation: Invocation, checkpoints_dir: Path | None = None) -> str:
+    """The command that continues `invocation`'s study (`checkpoints_dir`: an export folder given with --resume)."""
+    words = ["python", "-m", "study.run", invocation.settings.dataset, "--name", invocation.name, "--storage", invocation.storage]
+    if checkpoints_dir is not None:  # otherwise --resume exports where the study.json says
+        words += ["--checkpoints-dir", str(checkpoints_dir.resolve())]
+    return shlex.join([*words, "--resume"])
+
+
+def interrupted(invocation: Invocation | None, checkpoints_dir: Path | None = None) -> int:
+    """Say how an interrupted study continues (or that none had started); returns the exit status."""
+    if invocation is not None and exists(f"{invocation.experiment_path}/{STUDY_FILE}"):
+        print(f"The study was interrupted; its state is saved. Continue it with:\n  {resume_command(invocation, checkpoints_dir)}", flush=True)
+    else:
+        print("Interrupted before the study started: nothing was saved, so run the same command again.", file=sys.stderr, flush=True)
+    return EXIT_INTERRUPTED
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     use_token_to_join(args.address)
+    invocation = None
     try:
-        summary = run_study(interpret(args), args.resume, args.address, args.dashboard_host)
+        with _handlers({signal.SIGTERM: _interrupt}):
+            invocation = interpret(args)
+            summary = run_study(invocation, args.resume, args.address, args.dashboard_host, args.checkpoints_dir)
     except UserError as error:
         return print_error(error)
     except KeyboardInterrupt:
-        print("Interrupted. A study that had started continues with --resume.", file=sys.stderr)
-        return 130
-    return 0 if summary is not None else 130
+        return interrupted(invocation, args.checkpoints_dir if args.resume else None)
+    return 0 if summary is not None else interrupted(invocation, args.checkpoints_dir if args.resume else None)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from typing import Any
 
 from study.config import Hyperparams, StudySettings
 from study.errors import UserError, lookup
+from study.ranges import check_hyperparams
 from study.registry import PRESETS, SEARCH_SPACES, build_model
 
 TRUE, FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
@@ -80,6 +81,7 @@ def check_search(settings: StudySettings, fixed: dict) -> dict:
     import optuna
 
     check_names(Hyperparams.from_dict(fixed))  # the space looks fixed names up too (a learning-rate range per optimizer)
+    check_hyperparams(Hyperparams.from_dict(fixed), "--fix")
     first = first_trial(settings, fixed)
     with quiet_optuna():
         study = optuna.create_study()

@@ -7,6 +7,8 @@ file systems, as Ray's own do.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 from pathlib import Path
 
@@ -45,10 +47,21 @@ def write_text(location: str, text: str) -> None:
     filesystem.move(partial, path)
 
 
-def read_text(location: str) -> str:
+def read_bytes(location: str) -> bytes:
     filesystem, path = _resolve(location)
     with filesystem.open_input_stream(path) as stream:
-        return stream.read().decode()
+        return stream.read()
+
+
+def read_text(location: str) -> str:
+    return read_bytes(location).decode()
+
+
+def file_names(location: str) -> list[str]:
+    """The names of the files directly in the folder `location` (none when it does not exist)."""
+    filesystem, path = _resolve(location)
+    infos = filesystem.get_file_info(pyarrow.fs.FileSelector(path, allow_not_found=True))
+    return [info.base_name for info in infos if info.type == pyarrow.fs.FileType.File]
 
 
 def check_storage_writable(storage: str) -> None:
@@ -64,6 +77,30 @@ def check_storage_writable(storage: str) -> None:
         filesystem.delete_file(probe)
     except (OSError, pyarrow.ArrowException) as error:
         raise UserError(f"--storage {storage} cannot hold experiments: {error}.") from None
+
+
+@contextlib.contextmanager
+def one_driver(storage: str, name: str):
+    """Hold the experiment for this driver: a second driver (a --resume typed in another terminal while the
+    study still runs) would restore the same trials and train each twice into the same folders.
+
+    The lock is the experiment's own study.json (written once, when the study starts), so a study refused
+    before it starts leaves nothing behind; the OS releases it when the driver dies, even by SIGKILL.
+    Remote storage (a URI) has no such lock: there it is up to the user. No study.json: nothing to hold.
+    """
+    path = Path(experiment_path(storage, name)) / STUDY_FILE
+    if "://" in storage or not path.is_file():
+        yield
+        return
+    with open(path, "rb") as held:
+        try:
+            fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(
+                f"The experiment {name!r} under {storage} is being run by another process right now (it holds a "
+                f"lock on {path}). Wait for it to end, or stop it (Ctrl-C) and then --resume; nothing was changed."
+            ) from None
+        yield
 
 
 def check_new(storage: str, name: str) -> None:

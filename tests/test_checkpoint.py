@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 import re
 import subprocess
@@ -73,12 +74,29 @@ def test_evaluate_command_tests_a_checkpoint_and_refuses_a_broken_one(data_root,
     save_checkpoint(tmp_path / "good.pth", model, dataset="nmnist", arch="scnn", hp=hp)
     assert main([str(tmp_path / "good.pth"), "--data-dir", str(data_root)]) == 0
     printed = capsys.readouterr().out
-    assert "scnn on nmnist: test_acc" in printed and "over 50 samples" in printed
+    assert "scnn on nmnist: test_acc" in printed and "over 50 test samples" in printed
 
     save_checkpoint(tmp_path / "wrong.pth", build_model("nmnist", "cnn", hp), dataset="nmnist", arch="scnn", hp=hp)
     assert main([str(tmp_path / "wrong.pth"), "--data-dir", str(data_root)]) == 2
     error = capsys.readouterr().err.replace("\n", " ")
     assert re.search(r"do not fit a scnn for nmnist: \d+ missing, \d+ unexpected and 0 mis-shaped tensors", error)
+
+
+def test_evaluate_uses_the_data_and_test_subset_of_the_study_that_wrote_the_checkpoint(data_root, tmp_path, monkeypatch, capsys, no_network):
+    """Run from elsewhere, it neither falls back to ./data nor tests more samples than the study's test_acc is over."""
+    from study.evaluate import main
+
+    trial_checkpoint = tmp_path / "results" / "study-a" / "trial_1" / "checkpoint_000002"
+    trial_checkpoint.mkdir(parents=True)
+    (tmp_path / "results" / "study-a" / "study.json").write_text(json.dumps({"settings": {"data_dir": str(data_root), "test_limit": 20}}))
+    hp = Hyperparams(num_steps=4)
+    save_checkpoint(trial_checkpoint / "checkpoint.pth", build_model("nmnist", "scnn", hp), dataset="nmnist", arch="scnn", hp=hp)
+    monkeypatch.chdir(tmp_path)
+    assert main([str(trial_checkpoint / "checkpoint.pth")]) == 0
+    assert f"over 20 test samples from {data_root}" in capsys.readouterr().out
+    assert not (tmp_path / "data").exists()
+    assert main([str(trial_checkpoint / "checkpoint.pth"), "--test-limit", "30"]) == 0  # the flags still win
+    assert "over 30 test samples" in capsys.readouterr().out
 
 
 def test_evaluate_reports_a_test_loss_that_is_not_finite(data_root, tmp_path, capsys):
@@ -90,7 +108,7 @@ def test_evaluate_reports_a_test_loss_that_is_not_finite(data_root, tmp_path, ca
         model.classifier[-1].bias.fill_(float("nan"))  # every logit NaN: the loss cannot be finite
     save_checkpoint(tmp_path / "nan.pth", model, dataset="mnist", arch="cnn", hp=hp)
     assert main([str(tmp_path / "nan.pth"), "--data-dir", str(data_root)]) == 0
-    assert "test_loss not finite over 50 samples" in capsys.readouterr().out
+    assert "test_loss not finite over 50 test samples" in capsys.readouterr().out
 
 
 def test_testing_a_checkpoint_imports_neither_ray_tune_nor_optuna():

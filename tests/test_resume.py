@@ -19,10 +19,10 @@ pytestmark = pytest.mark.slow
 NUM_SAMPLES, MAX_EPOCHS = 4, 3
 
 
-def start_study(tmp_path: Path, name: str) -> subprocess.Popen:
+def start_study(tmp_path: Path, name: str, num_samples: int = NUM_SAMPLES) -> subprocess.Popen:
     args = [
         "nmnist", "--arch", "cnn", "--repeats", "0", "--synthetic", "--name", name,
-        "--num-samples", str(NUM_SAMPLES), "--max-epochs", str(MAX_EPOCHS),
+        "--num-samples", str(num_samples), "--max-epochs", str(MAX_EPOCHS),
         "--train-limit", "300", "--val-limit", "50", "--test-limit", "50",
         "--data-dir", str(tmp_path / "data"), "--storage", str(tmp_path / "results"),
         "--checkpoints-dir", str(tmp_path / "checkpoints"),
@@ -63,12 +63,12 @@ def wait_for_a_finished_trial_on_record(experiment: Path, driver: subprocess.Pop
         time.sleep(0.2)
 
 
-def resume_and_check(tmp_path: Path, name: str) -> dict:
+def resume_and_check(tmp_path: Path, name: str, num_samples: int = NUM_SAMPLES) -> dict:
     assert main(["nmnist", "--name", name, "--storage", str(tmp_path / "results"), "--resume"]) == 0
     summary = json.loads((tmp_path / "results" / name / "summary.json").read_text())
     [architecture] = summary["architectures"]
     ids = [trial["trial_id"] for trial in architecture["trials"]]
-    assert len(ids) == NUM_SAMPLES == len(set(ids))  # every trial, none twice
+    assert len(ids) == num_samples == len(set(ids))  # every trial, none twice
     for trial in architecture["trials"]:
         assert trial["status"] in ("completed", "stopped early", "stalled")
         assert 1 <= trial["epochs"] <= MAX_EPOCHS
@@ -96,6 +96,22 @@ def test_a_study_stopped_with_sigterm_saves_its_state_and_resumes(tmp_path, ray_
     log = (tmp_path / "terminated.log").read_text()
     assert "Continue it with:" in log and "--name terminated" in log and "Traceback" not in log
     resume_and_check(tmp_path, "terminated")
+
+
+def test_ctrl_c_with_every_trial_started_is_an_interruption_not_a_finished_study(tmp_path, ray_runtime):
+    # Both trials run at once (2 CPUs): Ray Tune, stopping them, marks them TERMINATED as if they had finished.
+    driver = start_study(tmp_path, "ctrl-c", num_samples=2)
+    experiment = tmp_path / "results" / "ctrl-c"
+    wait_for_first_checkpoint(experiment, driver)
+    os.killpg(driver.pid, signal.SIGINT)  # Ctrl-C in a terminal reaches the whole process group
+    assert driver.wait(timeout=120) == 130
+    log = (tmp_path / "ctrl-c.log").read_text()
+    assert "Continue it with:" in log and "--name ctrl-c" in log and "--resume" in log and "Traceback" not in log
+    assert not (experiment / "summary.json").exists()  # no summary of an unfinished study
+    assert not (tmp_path / "checkpoints" / "ctrl-c").exists()  # nothing tested or exported
+    summary = resume_and_check(tmp_path, "ctrl-c", num_samples=2)
+    for trial in summary["architectures"][0]["trials"]:  # each ran on after the interruption
+        assert trial["epochs"] >= 1
 
 
 def test_every_worker_of_a_study_carries_the_quiet_exit_hook(tmp_path):

@@ -30,7 +30,8 @@ from study.errors import UserError
 from study.files import replaced_atomically
 
 # Bump when the layout or the decoding below changes: old stores then stop matching.
-EVENT_FORMAT = 1
+# 2: every recording checked against the sensor, polarities, time order (study.data.event_checks).
+EVENT_FORMAT = 2
 
 
 def event_dtype(source: Source) -> np.dtype:
@@ -111,5 +112,5 @@ def _read(source: Source, split: RawSplit, index: int, dtype: np.dtype) -> np.nd
     except Exception as error:  # whatever a damaged file makes the reader raise, name the file
         raise UserError(
             f"Cannot read {split.sample_file(index)} ({type(error).__name__}: {error}). The file is "
-            f"truncated or corrupt: restore it (download the dataset again) and rerun."
+            f"truncated or corrupt: restore it (download the dataset again, or remove it) and rerun."
         ) from None

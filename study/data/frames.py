@@ -57,7 +57,9 @@ def batch_frames(store: EventStore, samples: np.ndarray, spec: FrameSpec, source
     if (width, height) != (sensor_width, sensor_height):  # tonic's Downsample: scale, then truncate
         x = (x * (width / sensor_width)).astype(np.int64)
         y = (y * (height / sensor_height)).astype(np.int64)
-    keep = step < bins
+    # The store holds checked events only (study.data.event_checks); this keeps even a damaged one from
+    # putting an event into another sample's frames, which a flat index past this sample's end would.
+    keep = (step >= 0) & (step < bins) & (x < width) & (y < height) & (events["p"] < channels)
     flat = (((owner * bins + step) * channels + events["p"]) * height + y) * width + x
     counts = np.bincount(flat[keep], minlength=len(samples) * bins * channels * height * width)
     return torch.from_numpy(counts.astype(np.float32)).view(len(samples), bins, channels, height, width)

@@ -19,6 +19,9 @@ def prepare_data(settings: StudySettings, splits: tuple[bool, ...] = (True, Fals
     """
     entry = DATASETS[settings.dataset]
     root = data_root(settings.data_dir, settings.synthetic)
+    for folder in (settings.data_dir, root):
+        if folder.exists() and not folder.is_dir():
+            raise UserError(f"--data-dir: {folder} is a file; the data folder must be a folder (it is created if absent).")
     if not settings.synthetic and is_synthetic(root):
         raise UserError(f"{root} holds synthetic data; use --synthetic with it, or point --data-dir at real data.")
     if settings.synthetic:

@@ -18,6 +18,7 @@ import tonic
 import torchvision
 from filelock import FileLock
 
+from study.data.event_checks import event_problem, gesture_rows_problem
 from study.errors import UserError
 
 # Written inside a split's folder once its files are complete (after our download, or by the
@@ -48,7 +49,10 @@ class NMNIST(tonic.datasets.NMNIST):
         size = os.path.getsize(self.data[index])
         if size % 5:
             raise ValueError(f"{size} bytes is not a whole number of 5-byte events")
-        return super().__getitem__(index)
+        events, target = super().__getitem__(index)
+        if (problem := event_problem(events, self.sensor_size)) is not None:
+            raise ValueError(problem)
+        return events, target
 
     def _check_exists(self) -> bool:
         return _marked_complete(self) or super()._check_exists()
@@ -67,6 +71,15 @@ class DVSGesture(tonic.datasets.DVSGesture):
 
     train_url = "https://api.figshare.com/v2/file/download/38022171"
     test_url = "https://api.figshare.com/v2/file/download/38020584"
+
+    def __getitem__(self, index):
+        # Checked before tonic converts the table: its int16 x, y would wrap and its bool p hide any number.
+        if (problem := gesture_rows_problem(np.load(self.data[index]), self.sensor_size)) is not None:
+            raise ValueError(problem)
+        events, target = super().__getitem__(index)
+        if (problem := event_problem(events, self.sensor_size)) is not None:
+            raise ValueError(problem)
+        return events, target
 
     def _check_exists(self) -> bool:
         return _marked_complete(self) or super()._check_exists()

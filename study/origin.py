@@ -1,0 +1,57 @@
+"""Where a checkpoint came from: the settings of the study that wrote it, when its experiment is on this disk.
+
+An exported `checkpoints/<name>/<arch>/best.pth` finds its experiment through `config.json`'s
+`trial_checkpoint`; a trial's own `<experiment>/trial_x/checkpoint_y/checkpoint.pth` lies inside it.
+Testing or drawing a checkpoint again then uses the study's data folder and test subset, so it
+reproduces what the study measured.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from study.storage import STUDY_FILE
+
+
+def _study_record_near(folder: Path, levels: int = 3) -> dict | None:
+    """The study.json in `folder` or up to `levels` folders above it, if any can be read."""
+    for candidate in [folder, *folder.parents][: levels + 1]:
+        try:
+            record = json.loads((candidate / STUDY_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict) and isinstance(record.get("settings"), dict):
+            return record
+    return None
+
+
+def study_settings_of(checkpoint: Path) -> dict | None:
+    """study.json's "settings" of the experiment `checkpoint` came from, None when it cannot be found."""
+    checkpoint = Path(checkpoint).resolve()
+    places = [checkpoint.parent]
+    try:
+        trial_checkpoint = json.loads((checkpoint.parent / "config.json").read_text()).get("trial_checkpoint")
+    except (OSError, ValueError, AttributeError):
+        trial_checkpoint = None
+    if isinstance(trial_checkpoint, str) and "://" not in trial_checkpoint:  # remote storage: nothing to read here
+        places.insert(0, Path(trial_checkpoint))
+    for place in places:
+        record = _study_record_near(place)
+        if record is not None:
+            return record["settings"]
+    return None
+
+
+def experiment_data_dir(checkpoint: Path) -> Path | None:
+    """The data folder of the study `checkpoint` came from, None when unknown or no longer there."""
+    data_dir = (study_settings_of(checkpoint) or {}).get("data_dir")
+    if isinstance(data_dir, str) and Path(data_dir).is_dir():  # a moved or deleted data folder: fall back to the default
+        return Path(data_dir)
+    return None
+
+
+def experiment_test_limit(checkpoint: Path) -> int | None:
+    """The --test-limit of the study `checkpoint` came from (None: the whole split, or unknown)."""
+    limit = (study_settings_of(checkpoint) or {}).get("test_limit")
+    return limit if isinstance(limit, int) and not isinstance(limit, bool) and limit >= 1 else None
