@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 from study.checkpoint import TRIAL_CHECKPOINT_FILE, load_model
-from study.config import ARCH_KEY, METRIC, MODE, Hyperparams, StudySettings
+from study.config import ARCH_KEY, ENERGY_METRIC, METRIC, MODE, Hyperparams, StudySettings
 from study.data.encoding import what_it_sees
 from study.files import replaced_atomically, write_atomically
 from study.final_test import final_test
@@ -37,8 +37,10 @@ def trial_status(result, max_epochs: int) -> TrialStatus:
 
 
 def reported_metrics(metrics: dict) -> dict:
-    """The epoch metrics a summary keeps of a result (layer spike rates included), non-finite ones as None."""
-    return {key: json_number(value) for key, value in metrics.items() if key in EPOCH_METRICS or key.startswith(LAYER_RATE)}
+    """The epoch metrics a summary keeps of a result (layer spike rates and an energy-aware search's estimate
+    included), non-finite ones as None."""
+    kept = (*EPOCH_METRICS, ENERGY_METRIC)
+    return {key: json_number(value) for key, value in metrics.items() if key in kept or key.startswith(LAYER_RATE)}
 
 
 def config_of(result) -> dict:
@@ -157,10 +159,14 @@ def _fmt(value, spec: str = ".4f") -> str:
 def architecture_table(architecture: Architecture, top: int) -> list[str]:
     """The best trials of one architecture, the trials that stopped themselves, and its test results."""
     rows = sorted((row for row in architecture.trials if METRIC in row.last), key=lambda row: rank_key(row.last), reverse=True)
-    lines = [f"{architecture.arch}: {len(architecture.trials)} trials", f"{'trial':<22}{'status':<15}{'epochs':>7}{'val_acc':>9}{'val_loss':>10}  config"]
+    energy = any(ENERGY_METRIC in row.last for row in rows)  # an energy-aware search (--objective accuracy,energy)
+    header = f"{'trial':<22}{'status':<15}{'epochs':>7}{'val_acc':>9}{'val_loss':>10}" + (f"{'energy nJ':>11}" if energy else "")
+    lines = [f"{architecture.arch}: {len(architecture.trials)} trials", f"{header}  config"]
     for row in rows[:top]:
         config = ", ".join(f"{k}={_fmt(v, '.3g') if isinstance(v, float) else v}" for k, v in sorted(row.config.items()))
-        lines.append(f"{row.trial_id:<22}{row.status:<15}{row.epochs:>7}{_fmt(row.last[METRIC]):>9}{_fmt(row.last.get('val_loss')):>10}  {config}")
+        nanojoules = row.last.get(ENERGY_METRIC) / 1e3 if isinstance(row.last.get(ENERGY_METRIC), float) else None
+        cells = f"{row.trial_id:<22}{row.status:<15}{row.epochs:>7}{_fmt(row.last[METRIC]):>9}{_fmt(row.last.get('val_loss')):>10}"
+        lines.append(cells + (f"{_fmt(nanojoules, '.4g'):>11}" if energy else "") + f"  {config}")
     for status, verb in (*((status, status.value) for status in FAILED_TO_LEARN), (TrialStatus.ERROR, "failed")):
         affected = [row.trial_id for row in architecture.trials_with(status)]
         if affected:

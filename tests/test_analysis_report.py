@@ -496,6 +496,9 @@ def test_an_energy_aware_search_records_both_objectives_and_the_report_draws_its
     study = optuna.load_study(study_name="scnn", storage=journal_storage(str(smoke_experiments / "nmnist-scnn-synthetic")))
     complete = study.get_trials(states=[optuna.trial.TrialState.COMPLETE])
     assert len(study.directions) == 2 and complete and all(len(trial.values) == 2 and trial.values[1] > 0 for trial in complete)
+    summary = json.loads((smoke_experiments / "nmnist-scnn-synthetic" / "summary.json").read_text())
+    completed = [trial for trial in summary["architectures"][0]["trials"] if trial["status"] == "completed"]
+    assert completed and all(trial["last"]["energy_pj"] > 0 for trial in completed)  # the summary keeps the estimate
     assert (folder / "comparison" / "searched_front.png").is_file()
     assert "searched_front.png" in (folder / "report.md").read_text()
 

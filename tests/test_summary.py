@@ -84,3 +84,16 @@ def test_a_summary_of_another_layout_is_refused_with_the_reason(change, says):
 def test_a_file_that_is_not_json_is_refused():
     with pytest.raises(UserError, match="summary.json is not a summary"):
         read_summary("{truncated", "summary.json")
+
+
+def test_the_results_table_shows_the_energy_of_an_energy_aware_search():
+    from study.outcome import architecture_table
+
+    trials = (
+        TrialRecord("a", {"lr": 1e-3}, TrialStatus.COMPLETED, 3, {"val_acc": 0.9, "val_loss": 0.3, "energy_pj": 4.2e6}, None, "/x/trial_a"),
+        TrialRecord("b", {"lr": 1e-2}, TrialStatus.STOPPED_EARLY, 1, {"val_acc": 0.5, "val_loss": 1.0}, None, "/x/trial_b"),
+    )
+    lines = architecture_table(Architecture("scnn", True, "", None, trials), top=10)
+    assert "energy nJ" in lines[1]
+    assert " 4200 " in lines[2] and lines[3].split()[-2] == "-"  # trial b reported no estimate
+    assert "energy nJ" not in architecture_table(a_summary().architectures[0], top=10)[1]  # accuracy alone: no column
