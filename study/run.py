@@ -21,6 +21,7 @@ from study.cli import check_folder_name, count, gpu_share, print_error, retries,
 from study.cluster import check_reachable, connect_ray, trial_resources, use_token_to_join
 from study.config import OBJECTIVES, StudySettings
 from study.data.prepare import prepare_data
+from study.driver_signals import interrupt, signal_handlers, tune_stops_on_sigterm
 from study.errors import UserError
 from study.precision import PRECISIONS
 from study.registry import ARCHITECTURES, DATASETS, PRESETS
@@ -295,7 +296,7 @@ def _run_study(invocation: Invocation, resume: bool, address: str | None, dashbo
     prepare_data(settings)
     connect_ray(address, dashboard_host)
     if threading.current_thread() is threading.main_thread():  # ray.init installed its own, which exits with no word
-        signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGTERM, interrupt)
     plan = plan_of(invocation, *trial_resources(settings.cpus_per_trial, invocation.gpus_per_trial, invocation.max_concurrent))
     if not resume:
         save_study(invocation.storage, invocation.name, to_record(invocation))
@@ -337,41 +338,6 @@ def require_a_model(summary: Summary, name: str) -> None:
 EXIT_INTERRUPTED = 130
 
 
-def _interrupt(signum, frame) -> None:
-    """SIGTERM outside Ray Tune's loop: stop as Ctrl-C does."""
-    raise KeyboardInterrupt
-
-
-def _stop_tune(signum, frame) -> None:
-    """SIGTERM inside Ray Tune's loop: let it stop and save the experiment as on Ctrl-C (its SIGUSR1 handler)."""
-    tune_handler = signal.getsignal(signal.SIGUSR1)
-    if callable(tune_handler):
-        tune_handler(signum, frame)
-    else:  # Tune has not installed it yet
-        raise KeyboardInterrupt
-
-
-@contextlib.contextmanager
-def _handlers(handlers: dict):
-    """Install signal handlers for the block (main thread only), then put back the ones that were there."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
-
-
-def tune_stops_on_sigterm():
-    """During one Tuner.fit(): SIGTERM stops Ray Tune as Ctrl-C does. Afterwards Tune's own SIGINT and SIGUSR1
-    handlers, which it leaves installed, are removed: a Ctrl-C later (testing the best model, say) interrupts
-    at once instead of setting the flag of a loop that has ended."""
-    return _handlers({signal.SIGTERM: _stop_tune, signal.SIGINT: signal.default_int_handler, signal.SIGUSR1: signal.SIG_DFL})
-
-
 def resume_command(invocation: Invocation, checkpoints_dir: Path | None = None) -> str:
     """The command that continues `invocation`'s study (`checkpoints_dir`: an export folder given with --resume)."""
     words = ["python", "-m", "study.run", invocation.settings.dataset, "--name", invocation.name, "--storage", invocation.storage]
@@ -394,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     use_token_to_join(args.address)
     invocation = None
     try:
-        with _handlers({signal.SIGTERM: _interrupt}):
+        with signal_handlers({signal.SIGTERM: interrupt}):
             invocation = interpret(args)
             summary = run_study(invocation, args.resume, args.address, args.dashboard_host, args.checkpoints_dir)
     except UserError as error:
