@@ -46,8 +46,8 @@ class StudyRow:
     membrane_updates: float
     activation_sparsity: float
     operation_samples: int  # test samples the operations were averaged over
-    energy_pj: float  # estimated energy per inference with `energy_table`
-    energy_table: str
+    energy_pj: float  # estimated energy per inference with the table named `energy_table_name`
+    energy_table_name: str
     saw: str = ""  # what its input was, in words
     repeats: int = 0  # trainings of the best configuration with new seeds
     repeat_acc: Interval | None = None  # their test accuracy: mean, std, 95% CI
@@ -82,7 +82,7 @@ def study_row(experiment: Experiment, operations: OperationCount, hp: Hyperparam
         activation_sparsity=operations.activation_sparsity,
         operation_samples=operations.samples,
         energy_pj=table.energy_pj(operations),
-        energy_table=table.name,
+        energy_table_name=table.name,
         saw=experiment.architecture.saw,
         repeats=len(experiment.architecture.repeats),
         repeat_acc=experiment.architecture.test_acc,

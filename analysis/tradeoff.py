@@ -20,7 +20,7 @@ from analysis.experiment import Experiment, Trial
 from analysis.operations import checkpoint_operations
 from analysis.study_figures import AXIS_LABELS
 from study.config import METRIC
-from study.energy import EnergyTable
+from study.energy import ENERGY_SAMPLES, HOROWITZ_FLOAT32, EnergyTable
 
 MARKERS = "osD^vP*X"
 
@@ -134,7 +134,7 @@ def searched_front_figure(experiments: list[Experiment], out_dir: Path) -> Artif
         front.sort(key=lambda values: values[1])
         axis.step([v[1] for v in front], [v[0] for v in front], where="post", color=dots.get_facecolor()[0], linewidth=1.5)
     axis.set_xscale("log")
-    axis.set_xlabel("estimated energy per inference, pJ (32-bit float, 45 nm; log scale)")
+    axis.set_xlabel(f"estimated energy per inference, pJ ({HOROWITZ_FLOAT32.name}; log scale)")
     axis.set_ylabel(f"{AXIS_LABELS.get(METRIC, METRIC)} at the trial's last epoch")
     axis.grid(alpha=0.3, which="both")
     axis.legend(fontsize="small")
@@ -144,8 +144,8 @@ def searched_front_figure(experiments: list[Experiment], out_dir: Path) -> Artif
     trials = sum(len(points) for points in searched.values())
     caption = (
         f"What each energy-aware search (--objective accuracy,energy) found: {plural(trials, 'trial')} that ran every epoch, "
-        "validation accuracy against the energy each estimated on 16 validation samples at its last epoch (arithmetic only, "
-        "Horowitz 2014, memory access not included); joined: the Pareto front of each Optuna study (trials stopped early by "
+        f"validation accuracy against the energy each estimated on {ENERGY_SAMPLES} validation samples at its last epoch "
+        f"(arithmetic only, {HOROWITZ_FLOAT32.source}; memory access not included); joined: the Pareto front of each Optuna study (trials stopped early by "
         "ASHA or by themselves are not on it)."
     )
     return Artifact(path, caption, SECTION)

@@ -124,7 +124,7 @@ def comparison_sentence(first: StudyRow, second: StudyRow, comparison: Compariso
         scale = f"{ratio:.3g} times the" if ratio >= 1 else f"{1 / ratio:.3g} times less"
         sentence += (
             f"; the {winner.arch} at {scale} estimated energy per inference ({joules(winner.energy_pj)} against "
-            f"{joules(loser.energy_pj)}: {_ops(winner)} against {_ops(loser)}; arithmetic only, {winner.energy_table}, memory access not included)"
+            f"{joules(loser.energy_pj)}: {_ops(winner)} against {_ops(loser)}; arithmetic only, {winner.energy_table_name}, memory access not included)"
         )
     return sentence + "."
 

@@ -6,7 +6,9 @@ test of a study and the analysis call them directly.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Callable
@@ -166,12 +168,20 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer, adapt: Adap
 MEASURE_SEED = 0
 
 
+@contextlib.contextmanager
+def seeded(seed: int, device) -> Iterator[None]:
+    """A block with torch's generators (the CPU's and `device`'s) seeded with `seed`, and put back as they were
+    after it: what it draws leaves the training's random stream untouched."""
+    devices = [torch.device(device)] if torch.device(device).type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
 def measure(model: nn.Module, loader: DataLoader, adapt: Adapter, device, precision: str = "fp32", keep_predictions: bool = False) -> EpochResult:
     """Loss, accuracy and spike rates on `loader`, without gradients and with seeded input encoding;
     with `keep_predictions`, every sample's predicted class and label too."""
-    devices = [torch.device(device)] if torch.device(device).type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(MEASURE_SEED)
+    with seeded(MEASURE_SEED, device):
         return _run_epoch(model, loader, adapt, device, precision=precision, keep_predictions=keep_predictions)
 
 

@@ -47,7 +47,7 @@ class LayerCount:
 class OperationCount:
     """Operations of one inference (a forward pass over all time steps), per sample, over `samples` samples."""
 
-    effective_macs: float  # in layers fed non-binary input (the whole CNN; a spiking model's first layer)
+    effective_macs: float  # in layers fed non-binary input (the whole CNN; a spiking model's first layer on event counts or pixels)
     effective_acs: float  # in layers fed spikes
     dense: float  # every operation, zeros included
     membrane_updates: float

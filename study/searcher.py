@@ -14,8 +14,11 @@ early-epoch scores as if they were final. `StudySearch` tells Optuna instead:
 - a trial that raised after its retries: FAIL.
 
 With several objectives (--objective accuracy,energy) a COMPLETE trial is told all its last values and
-Optuna's TPE searches their Pareto front; Optuna takes no intermediate values in a multi-objective
-study, so a PRUNED trial is told none and ranks below every complete one.
+Optuna's TPE searches their Pareto front. Optuna takes no intermediate values in a multi-objective
+study, so TPE would rank every PRUNED trial alike, and fill its "good" group with the earliest of them
+while few trials are complete. Each trial gets the constraint "epochs_short" instead (epochs it did not
+run: 0 for a complete trial): TPE ranks the stopped ones after every complete trial, the further a
+trial got the better, and the Pareto front holds complete trials only.
 
 The Optuna study lives in a journal file in the experiment folder (`optuna.journal`, for
 optuna-dashboard) when the experiment is on a local or shared disk. Ray pickles the searcher with
@@ -37,6 +40,7 @@ from study.summary import SELF_STOPPING_METRICS
 JOURNAL_FILE = "optuna.journal"
 STUDY_NAME = "snn-study"
 FAILED_ATTRIBUTE = "failed"  # Optuna user attribute: why a trial stopped itself
+EPOCHS_SHORT = "epochs_short"  # Optuna constraint of a multi-objective study: epochs a trial did not run
 
 
 def journal_storage(experiment: str) -> optuna.storages.BaseStorage | None:
@@ -89,10 +93,13 @@ class StudySearch(OptunaSearch):
                 ot_trial.set_user_attr(FAILED_ATTRIBUTE, reason)
             values = [result.get(metric) for metric in self.objectives]
             finite = all(v is not None and math.isfinite(v) for v in values)
-            if reason is None and result.get(self._time_attr, 0) >= self._max_t and finite:
+            ran = result.get(self._time_attr, 0)
+            if reason is None and ran >= self._max_t and finite:
                 state, value = TrialState.COMPLETE, values if len(values) > 1 else value
             else:
                 state, value = TrialState.PRUNED, None  # Optuna takes the last intermediate value
+            if len(values) > 1:
+                ot_trial.set_constraint(EPOCHS_SHORT, 0 if state == TrialState.COMPLETE else max(1, self._max_t - ran))
         self._ot_study.tell(ot_trial, value, state=state, skip_if_finished=True)
         self._completed_trials.add(trial_id)
 

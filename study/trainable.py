@@ -18,7 +18,7 @@ import torch
 
 from study.checkpoint import TRIAL_CHECKPOINT_FILE, read_checkpoint, save_checkpoint
 from study.config import ARCH_KEY, ENERGY_METRIC, REPEAT_KEY, SEED_KEY, Hyperparams, StudySettings
-from study.energy import HOROWITZ_FLOAT32
+from study.energy import ENERGY_SAMPLES, HOROWITZ_FLOAT32
 from study.files import write_atomically
 from study.final_test import predict_test_split
 from study.loop import (
@@ -29,6 +29,7 @@ from study.loop import (
     make_loader,
     measure,
     pick_device,
+    seeded,
     train_one_epoch,
     trial_datasets,
 )
@@ -116,18 +117,12 @@ def _report(metrics: dict, model, optimizer, settings: StudySettings, hp: Hyperp
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
-# Validation samples whose operations estimate a trial's energy per inference, each epoch, for --objective
-# accuracy,energy: the same samples every epoch, so the estimate follows the weights only.
-ENERGY_SAMPLES = 16
-
-
 def energy_inputs(val_set, adapt, device, seed: int) -> torch.Tensor:
     """ENERGY_SAMPLES validation samples spread evenly over the split (which may be ordered by class), as model
     input (a rate encoding drawn once, with `seed`)."""
     spacing = max(1, len(val_set) // ENERGY_SAMPLES)
     inputs, _ = val_set[list(range(0, len(val_set), spacing))[:ENERGY_SAMPLES]]
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed, device):  # the rate encoding draws on the device: the training's stream stays as it was
         return adapt(inputs.to(device))
 
 

@@ -53,7 +53,7 @@ def study_row(**changes) -> StudyRow:
         best_val_acc=0.9, best_val_loss=0.3, test_acc=0.9, test_loss=0.3, test_samples=100,
         parameters=1000, model_bytes=4000, time_steps=None, seconds_per_epoch=1.0, search_epochs=30, trials=10,
         effective_macs=1e6, effective_acs=0.0, dense_ops=1.7e6, membrane_updates=0.0, activation_sparsity=0.5, operation_samples=20,
-        energy_pj=4.6e6, energy_table="32-bit float, 45 nm",
+        energy_pj=4.6e6, energy_table_name="32-bit float, 45 nm",
     )
     return StudyRow(**{**values, **changes})
 

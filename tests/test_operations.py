@@ -14,7 +14,7 @@ from torch import nn
 
 from study.bench import ReferenceSCNN
 from study.config import Hyperparams
-from study.energy import HOROWITZ_FLOAT32, HOROWITZ_INT8, load_energy_table
+from study.energy import HOROWITZ_FLOAT32, HOROWITZ_INT8, EnergyTable, load_energy_table
 from study.errors import UserError
 from study.models import Output, common
 from study.operations import count_operations, framework_macs, lstm_cell_products
@@ -196,9 +196,12 @@ def test_lstm_cell_products_equal_neurobench_on_sparse_input_and_state():
 
 
 def test_energy_is_counts_times_the_table():
-    counted = count_operations(TinySpiking(), torch.ones(2, 1, 1, 3, 3))
-    expected = counted.effective_macs * 4.6 + counted.effective_acs * 0.9 + counted.membrane_updates * 4.6
-    assert HOROWITZ_FLOAT32.energy_pj(counted) == pytest.approx(expected) and expected > 0
+    model = build_model("nmnist", "scnn", Hyperparams(num_steps=STEPS, threshold=0.3)).eval()
+    counted = count_operations(model, analog_events(STEPS, 2))
+    assert counted.effective_macs > 0 and counted.effective_acs > 0 and counted.membrane_updates > 0
+    table = EnergyTable("test", "distinct figures", mac_pj=3.0, ac_pj=0.5, membrane_update_pj=7.0)
+    expected = counted.effective_macs * 3.0 + counted.effective_acs * 0.5 + counted.membrane_updates * 7.0
+    assert table.energy_pj(counted) == pytest.approx(expected)
     assert HOROWITZ_INT8.energy_pj(counted) < HOROWITZ_FLOAT32.energy_pj(counted) / 10
 
 
@@ -219,6 +222,7 @@ def test_an_energy_table_file_overrides_the_default(tmp_path):
         ('{"mac_pj": 1, "ac_pj": -1, "membrane_update_pj": 1}', "ac_pj = -1"),
         ('{"mac_pj": 1, "ac_pj": "0.9", "membrane_update_pj": 1}', "ac_pj = '0.9'"),
         ('{"mac_pj": 1, "ac_pj": 1, "membrane_update_pj": 1, "mac": 2}', "unknown keys mac"),
+        ('{"mac_pj": 1' + "0" * 400 + ', "ac_pj": 1, "membrane_update_pj": 1}', "mac_pj = 1000"),  # too large for a float
     ],
 )
 def test_a_bad_energy_table_is_refused_naming_the_file_and_the_problem(tmp_path, content, message):

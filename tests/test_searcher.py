@@ -64,6 +64,9 @@ def test_a_multi_objective_search_tells_accuracy_and_energy_of_complete_trials_o
     a, b, c = search._ot_study.get_trials()
     assert a.values == [0.7, 900.0] and b.values == [0.65, 300.0] and a.intermediate_values == {}
     assert c.state == TrialState.PRUNED and c.values is None  # ASHA stopped it after epoch 1
+    # TPE ranks trials with a positive constraint after every feasible one, the smaller the better: stopped
+    # trials come after the complete ones, ordered by how far they got (Optuna would otherwise tie them all).
+    assert a.constraints == b.constraints == {"epochs_short": 0.0} and c.constraints == {"epochs_short": 2.0}
     assert {t.number for t in search._ot_study.best_trials} == {0, 1}  # neither beats the other on both
     assert search.suggest("d") is not None  # TPE proposes from the two-objective history
 
