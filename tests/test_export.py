@@ -155,7 +155,7 @@ def test_bad_input_stops_before_anything_is_written(tmp_path, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     assert main([str(path), "--out", str(blocker / "exports")]) == 2
-    assert "a-file is a file" in " ".join(capsys.readouterr().err.split())
+    assert "a-file, which is a file; it must be a folder" in " ".join(capsys.readouterr().err.split())
     assert sorted(p.name for p in tmp_path.rglob("*")) == sorted(["a-file", "other.pth", "checkpoints", "scnn", "best.pth"])
 
 

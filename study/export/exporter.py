@@ -9,7 +9,6 @@ beside the model on a seeded random input, and only renamed to its final name wh
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,13 +18,13 @@ import torch
 
 from study.checkpoint import load_model
 from study.config import Hyperparams
-from study.errors import UserError
 from study.export import nir_reader
-from study.export.nir_graph import OUTPUT_LAYER, nir_graph
+from study.export.nir_graph import OUTPUT_LAYER, folded_copy, nir_graph
 from study.export.onnx_model import ATOL, RTOL, onnx_bytes, properties, run_onnx
 from study.files import replaced_atomically
 from study.models.common import OUTPUT_SPIKES
 from study.registry import ARCHITECTURES, DATASETS, model_input_shape
+from study.writable import check_writable_file
 
 SUFFIXES = {True: ".nir", False: ".onnx"}  # spiking -> suffix
 CHECK_BATCH, CHECK_SEED = 4, 0
@@ -53,20 +52,6 @@ def exported_path(checkpoint: Path, arch: str, out_dir: Path | None) -> Path:
 def exported_files(checkpoint: Path) -> list[Path]:
     """The exports that exist beside a checkpoint (what `python -m study.export CHECKPOINT` wrote there)."""
     return [path for suffix in SUFFIXES.values() if (path := Path(checkpoint).with_suffix(suffix)).is_file()]
-
-
-def check_writable(target: Path) -> None:
-    """A UserError unless `target` can be created: its folder exists and is writable, or can be created."""
-    if target.is_dir():
-        raise UserError(f"{target} is a folder; the export would be written there as a file.")
-    folder = target.parent
-    existing = folder
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise UserError(f"Cannot write to {folder}: {existing} is a file, not a folder.")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UserError(f"Cannot write to {folder}: {existing} is not writable.")
 
 
 @contextlib.contextmanager
@@ -105,12 +90,29 @@ def _compare_nir(graph: nir.NIRGraph, fires: bool, x: torch.Tensor, expected, na
     return f"read back, its output spikes equal the model's ({int(spikes.sum())} spikes) and {said}"
 
 
+def _check_folding(model, folded, x: torch.Tensor) -> None:
+    """Each block of `folded` makes the current the model's block makes (BatchNorm and input scale folded in),
+    to float rounding, from the spikes the model's previous layer emitted on `x` `[T, B, C, H, W]`."""
+    with torch.no_grad():
+        spikes = model.run(x).spikes
+        inputs = [model.scale_input(x), *(spikes[f"lif{index}"] for index in range(1, len(model.blocks)))]
+        for index, (block, ours, fed) in enumerate(zip(model.blocks, folded.blocks, inputs)):
+            current, folded_current = block.over_time(fed), ours.over_time(x if index == 0 else fed)
+            if not torch.allclose(folded_current, current, rtol=MEMBRANE_RTOL, atol=MEMBRANE_ATOL):
+                gap = float((folded_current - current).abs().max())
+                raise RoundTripError(f"folding BatchNorm and the input scale into block {index + 1} changes its current by up to {gap:.3g}")
+
+
 def _write_nir(model, payload: dict, hp: Hyperparams, input_shape, target: Path) -> Exported:
     kind = DATASETS[payload["dataset"]].source.kind
     graph = nir_graph(model, input_shape, hp, kind)  # UserError where NIR cannot express the network
     x = _check_input((hp.num_steps, CHECK_BATCH, *input_shape))  # [T, B, C, H, W]
+    # The graph is compared with the model as the graph holds it (weights folded), so that a neuron that
+    # rounding puts exactly at its threshold cannot fail a correct export; the folding is checked on its own.
+    folded = folded_copy(model)
+    _check_folding(model, folded, x)
     with torch.no_grad():
-        expected = model.run(x)
+        expected = folded.run(x)
     with _writing(target) as partial:
         nir.write(str(partial), graph)
         check = _compare_nir(nir_reader.read_graph(partial), model.output_layer.fires, x, expected, target.name)
@@ -126,7 +128,9 @@ def _write_onnx(model, payload: dict, hp: Hyperparams, input_shape, target: Path
     with _writing(target) as partial:
         partial.write_bytes(model_bytes)
         logits = run_onnx(partial.read_bytes(), x.numpy())
-        if logits.shape != expected.shape or not torch.allclose(torch.from_numpy(logits), torch.from_numpy(expected), rtol=RTOL, atol=ATOL):
+        if logits.shape != expected.shape:
+            raise RoundTripError(f"onnxruntime's logits for {target.name} have shape {logits.shape}, the model's {expected.shape}")
+        if not torch.allclose(torch.from_numpy(logits), torch.from_numpy(expected), rtol=RTOL, atol=ATOL):
             raise RoundTripError(f"onnxruntime's logits for {target.name} differ from the model's (up to {abs(logits - expected).max():.3g})")
     gap = float(abs(logits - expected).max())
     return Exported(target, "ONNX", f"run by onnxruntime, its logits equal the model's within {gap:.1g} ({CHECK_BATCH} random inputs)")
@@ -136,7 +140,7 @@ def export_checkpoint(checkpoint: Path, out_dir: Path | None = None) -> Exported
     """Write `checkpoint`'s model as NIR (spiking CNN) or ONNX (CNN); a UserError on bad input, before any file is written."""
     model, payload = load_model(checkpoint)  # UserError: not this tool's checkpoint
     target = exported_path(checkpoint, payload["arch"], out_dir)
-    check_writable(target)
+    check_writable_file(target, "The export" if out_dir is None else "--out")
     hp = Hyperparams.from_dict(payload["hyperparams"])
     input_shape = model_input_shape(payload["dataset"], payload["arch"], hp)
     model = model.float().eval()

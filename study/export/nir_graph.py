@@ -21,6 +21,8 @@ that names the layer and the searchable option that avoids it.
 
 from __future__ import annotations
 
+import copy
+
 import nir
 import numpy as np
 import torch
@@ -107,6 +109,30 @@ def _refuse_unexpressible(model: nn.Module) -> None:
             )
 
 
+def folded_weights(model: SpikingCNN, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Block `index`'s (from 0) convolution with its BatchNorm, and for the first block the input scale, folded
+    in: (weight, bias) in float64, what the graph's Conv2d node holds."""
+    block = model.blocks[index]
+    weight, bias = _fold_batch_norm(block.conv.weight, block.conv.bias, block.norm)
+    if index == 0:
+        weight = weight * float(model.input_scale)  # conv(s x) = (s W) x + b
+    return weight, bias
+
+
+def folded_copy(model: SpikingCNN) -> SpikingCNN:
+    """The model with the graph's weights: BatchNorm and the input scale folded into the convolutions. It computes
+    what the graph computes, rounding included, so a neuron exactly at its threshold fires in both or in neither."""
+    folded = copy.deepcopy(model)
+    with torch.no_grad():
+        for index, block in enumerate(folded.blocks):
+            weight, bias = folded_weights(model, index)
+            block.conv.weight.copy_(weight.float())
+            block.conv.bias.copy_(bias.float())
+            block.norm = None
+        folded.input_scale.fill_(1.0)
+    return folded
+
+
 def nir_graph(model: SpikingCNN, input_shape: tuple[int, int, int], hp, kind: str) -> nir.NIRGraph:
     """The NIR graph of a spiking CNN in eval mode; `input_shape` is one time step's `[C, H, W]`, `kind`
     the dataset's ("events" or "static"). A UserError if NIR cannot express the network."""
@@ -116,9 +142,7 @@ def nir_graph(model: SpikingCNN, input_shape: tuple[int, int, int], hp, kind: st
     source, shape = INPUT, tuple(input_shape)
     for index, (block, neuron) in enumerate(zip(model.blocks, model.neurons), start=1):
         block: ConvBlock
-        weight, bias = _fold_batch_norm(block.conv.weight, block.conv.bias, block.norm)
-        if index == 1:
-            weight = weight * float(model.input_scale)  # conv(s x) = (s W) x + b
+        weight, bias = folded_weights(model, index - 1)
         conv, pool = f"conv{index}", f"pool{index}"
         nodes[conv] = nir.Conv2d(
             input_shape=shape[1:], weight=_array(weight), bias=_array(bias), stride=block.conv.stride,
