@@ -31,12 +31,14 @@ from pathlib import Path
 import torch
 
 from study import bench
-from study.cli import count
+from study.cli import count, print_error
 from study.config import Hyperparams
+from study.errors import UserError
 from study.files import write_atomically
 from study.models.common import Output, class_scores
 from study.precision import resolve
 from study.registry import build_model
+from study.writable import check_writable_file
 
 REPO = Path(__file__).resolve().parent.parent
 # The files holding the tests marked `cuda`; named, because collecting all of tests/ would import Ray.
@@ -178,6 +180,24 @@ def goals(record: dict) -> dict:
     return verdicts
 
 
+def checked_arguments(args: argparse.Namespace) -> tuple[torch.device, list[int], set[str]]:
+    """(device, time steps, sections skipped), every one checked before any GPU time is spent; a UserError if not."""
+    try:
+        steps = [int(value) for value in args.steps.split(",")]
+    except ValueError:
+        steps = []
+    if not steps or min(steps) < 1:
+        raise UserError(f"--steps {args.steps}: give whole numbers of time steps of at least 1, comma-separated (e.g. 25,100).")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError("torch sees no CUDA device here; --device cpu runs the same sections as a dry run.")
+    device = bench.checked_device(args.device)
+    skipped = set(filter(None, args.skip.split(",")))
+    if unknown := skipped - {"tests", "spikingjelly", "epochs"}:
+        raise UserError(f"--skip {', '.join(sorted(unknown))}: the sections are tests, spikingjelly and epochs.")
+    check_writable_file(args.out, "--out")
+    return device, steps, skipped
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m study.gpu_check", description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda", help="cuda (default), or cpu for a dry run of the same sections")
@@ -188,18 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer samples in the epoch section")
     args = parser.parse_args(argv)
     try:
-        steps = [int(value) for value in args.steps.split(",")]
-        device = torch.device(args.device)
-    except (ValueError, RuntimeError):
-        print(f"error: --steps {args.steps} / --device {args.device}: expected whole numbers and cuda or cpu.", file=sys.stderr)
-        return 2
-    skipped = set(filter(None, args.skip.split(",")))
-    if device.type == "cuda" and not torch.cuda.is_available():
-        print("error: torch sees no CUDA device here; --device cpu runs the same sections as a dry run.", file=sys.stderr)
-        return 2
-    if unknown := skipped - {"tests", "spikingjelly", "epochs"}:
-        print(f"error: --skip {', '.join(sorted(unknown))}: the sections are tests, spikingjelly and epochs.", file=sys.stderr)
-        return 2
+        device, steps, skipped = checked_arguments(args)
+    except UserError as error:
+        return print_error(error)
     started = time.perf_counter()
     record: dict = {"environment": environment(device), "sections_seconds": {}}
     sections = {

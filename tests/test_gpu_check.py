@@ -69,4 +69,9 @@ def test_asking_for_cuda_without_a_gpu_or_an_unknown_section_stops_with_status_2
     assert "--device cpu" in capsys.readouterr().err
     assert gpu_check.main(["--device", "cpu", "--skip", "bench", "--out", str(out)]) == 2
     assert "tests, spikingjelly and epochs" in capsys.readouterr().err
+    assert gpu_check.main(["--device", "cpu", "--steps", "0", "--out", str(out)]) == 2
+    assert "at least 1" in capsys.readouterr().err
+    assert gpu_check.main(["--device", "tpu", "--out", str(out)]) == 2
+    assert gpu_check.main(["--device", "cpu", "--out", str(tmp_path)]) == 2  # a folder
+    assert "is a folder" in " ".join(capsys.readouterr().err.split())
     assert not out.exists()
