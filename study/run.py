@@ -271,7 +271,7 @@ def run_study(invocation: Invocation, resume: bool, address: str | None, dashboa
     configuration; returns its summary, or None when it was interrupted before the end.
 
     `checkpoints_dir`: with `resume`, export there instead of where the study was started to."""
-    with contextlib.ExitStack() as driver:  # holds the experiment once its study.json exists
+    with contextlib.ExitStack() as driver:  # holds the experiment's lock for the whole run
         return _run_study(invocation, resume, address, dashboard_host, checkpoints_dir, driver)
 
 
@@ -283,8 +283,8 @@ def _run_study(invocation: Invocation, resume: bool, address: str | None, dashbo
     from study.tuning import build_repeat_tuner, build_tuner, restore_tuner
 
     check_storage_writable(invocation.storage)
+    driver.enter_context(one_driver(invocation.storage, invocation.name))  # before the experiment is checked
     if resume:
-        driver.enter_context(one_driver(invocation.storage, invocation.name))
         invocation = resumed(invocation, checkpoints_dir)
     else:
         check_can_start(invocation)
@@ -300,7 +300,6 @@ def _run_study(invocation: Invocation, resume: bool, address: str | None, dashbo
     plan = plan_of(invocation, *trial_resources(settings.cpus_per_trial, invocation.gpus_per_trial, invocation.max_concurrent))
     if not resume:
         save_study(invocation.storage, invocation.name, to_record(invocation))
-        driver.enter_context(one_driver(invocation.storage, invocation.name))
     search = fit(
         lambda: restore_tuner(plan.experiment_path, settings, plan) if resume else build_tuner(settings, plan),
         plan.experiment_path,

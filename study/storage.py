@@ -81,26 +81,32 @@ def check_storage_writable(storage: str) -> None:
 
 @contextlib.contextmanager
 def one_driver(storage: str, name: str):
-    """Hold the experiment for this driver: a second driver (a --resume typed in another terminal while the
-    study still runs) would restore the same trials and train each twice into the same folders.
+    """Hold the experiment for this driver: a second driver (the same command in another terminal, or a
+    --resume typed while the study still runs) would train the same trials twice into the same folders.
 
-    The lock is the experiment's own study.json (written once, when the study starts), so a study refused
-    before it starts leaves nothing behind; the OS releases it when the driver dies, even by SIGKILL.
-    Remote storage (a URI) has no such lock: there it is up to the user. No study.json: nothing to hold.
+    The lock is `<storage>/.<name>.lock`, beside the experiment folder rather than in it: taken before the
+    experiment is checked and started, it is never replaced (study.json is, by atomic renames), and a study
+    refused before it starts leaves no experiment folder behind. The OS releases it when the driver dies,
+    even by SIGKILL. Remote storage (a URI) has no such lock: there it is up to the user.
     """
-    path = Path(experiment_path(storage, name)) / STUDY_FILE
-    if "://" in storage or not path.is_file():
+    if "://" in storage:
         yield
         return
-    with open(path, "rb") as held:
+    path = Path(storage) / f".{name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "ab") as held:  # created if absent, never truncated
         try:
             fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise UserError(
-                f"The experiment {name!r} under {storage} is being run by another process right now (it holds a "
-                f"lock on {path}). Wait for it to end, or stop it (Ctrl-C) and then --resume; nothing was changed."
+                f"The experiment {name!r} under {storage} is being run by another process right now (it holds "
+                f"{path}). Wait for it to end, or stop it (Ctrl-C) and then --resume; nothing was changed."
             ) from None
-        yield
+        try:
+            yield
+        finally:
+            if not Path(experiment_path(storage, name)).exists():  # refused before it started: leave nothing behind
+                path.unlink(missing_ok=True)
 
 
 def check_new(storage: str, name: str) -> None:

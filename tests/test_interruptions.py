@@ -118,3 +118,13 @@ def test_a_second_driver_of_a_running_experiment_is_refused(tmp_path, capsys):
     with one_driver(started.storage, started.name):  # what the running driver holds
         assert study_run.main(["nmnist", "--storage", str(tmp_path / "results"), "--name", "stopped", "--resume"]) == 2
     assert "is being run by another process right now" in " ".join(capsys.readouterr().err.split())
+
+
+def test_two_fresh_starts_of_one_experiment_cannot_both_run(tmp_path, capsys):
+    """The same new study typed twice: the second must not pass the "does it exist" check while the first
+    is still preparing its data, before the first has written study.json."""
+    storage = str(tmp_path / "results")
+    with one_driver(storage, "twice"):  # the first driver, still before its study.json
+        assert study_run.main(["nmnist", "--synthetic", "--storage", storage, "--name", "twice", "--data-dir", str(tmp_path / "data")]) == 2
+    assert "is being run by another process right now" in " ".join(capsys.readouterr().err.split())
+    assert not (tmp_path / "results" / "twice").exists() and not (tmp_path / "data").exists()
