@@ -165,8 +165,9 @@ def joules(picojoules: float) -> str:
 def energy_table(rows: list[StudyRow], operations: list[OperationCount], tables: list[EnergyTable]) -> Table:
     """Each best model's estimated energy per inference under each energy table, with what the estimate assumes."""
     caption = (
-        "Estimated energy per inference of each best model: effective MACs, effective ACs and membrane updates (each "
-        "charged one multiply-accumulate: decay times membrane plus input) times the energy of one operation. Tables: "
+        "Estimated energy per inference of each best model: effective MACs, effective ACs and membrane updates, each times "
+        "the energy of one operation of its kind (the Horowitz tables charge a membrane update one multiply-accumulate: "
+        "decay times membrane plus input). Tables: "
         + "; ".join(f"{table.name}: {table.source}" for table in tables)
         + f". {OMITTED}"
     )

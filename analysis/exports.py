@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from analysis.comparison import SECTION
 from analysis.content import Table
 from analysis.writeup import link
 from study.export import exported_files
 
-SECTION = "Comparison"
 FORMATS = {".nir": "NIR (neuromorphic hardware and simulators)", ".onnx": "ONNX"}
 
 

@@ -13,9 +13,9 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from analysis.samples import DEFAULT_DATA_DIR, Loaded, load_with_samples
+from analysis.samples import Loaded, load_with_samples
 from study.files import write_atomically
-from study.origin import experiment_data_dir
+from study.origin import checkpoint_data_dir
 from study.operations import LayerCount, OperationCount, count_operations
 
 # Bumped whenever what a count means changes, so that older cached counts are not reused.
@@ -40,7 +40,7 @@ def checkpoint_operations(
     checkpoint: Path, samples: int, data_dir: Path | None, cache_dir: Path, loaded: Loaded | None = None
 ) -> OperationCount:
     """The checkpoint's operations per test sample; `loaded` (the same checkpoint and samples) saves a reload."""
-    data_dir = data_dir or experiment_data_dir(checkpoint) or DEFAULT_DATA_DIR  # where load_with_samples reads
+    data_dir = checkpoint_data_dir(checkpoint, data_dir)  # where load_with_samples reads
     cache_file = cache_dir / "operations" / f"{_digest(checkpoint, samples, data_dir)}.json"
     cached = _read(cache_file)
     if cached is not None:

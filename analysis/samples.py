@@ -25,10 +25,9 @@ from study.final_test import checkpoint_test_split
 from study.loop import input_adapter
 from study.models import Output
 from study.registry import ARCHITECTURES, DATASETS, DatasetAndArch
-from study.origin import experiment_data_dir
+from study.origin import checkpoint_data_dir
 from study.writable import check_writable_folder
 
-DEFAULT_DATA_DIR = Path("data")
 DEFAULT_SAMPLES = 30  # three per class on MNIST and N-MNIST
 # Rate coding draws random spikes: the same seed gives the same figures on every run.
 ENCODING_SEED = 0
@@ -75,7 +74,7 @@ def load_with_samples(checkpoint: Path, count: int, data_dir: Path | None = None
     checkpoints read (and if needed regenerate) the synthetic folder, as `study.evaluate` does.
     """
     model, payload = load_model(checkpoint, "cpu")
-    settings, hp, test_set = checkpoint_test_split(payload, data_dir or experiment_data_dir(checkpoint) or DEFAULT_DATA_DIR, count)
+    settings, hp, test_set = checkpoint_test_split(payload, checkpoint_data_dir(checkpoint, data_dir), count)
     if len(test_set) == 0:
         raise UserError(f"The {settings.dataset} test split under {settings.data_dir} holds no samples.")
     batch, labels = test_set[list(range(len(test_set)))]  # one batch: [B, C, H, W] bytes or [B, T, P, H, W] counts

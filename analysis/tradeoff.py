@@ -130,8 +130,7 @@ def searched_front_figure(experiments: list[Experiment], out_dir: Path) -> Artif
     figure, axis = plt.subplots(figsize=(7.5, 5))
     for index, (title, points) in enumerate(searched.items()):
         dots = axis.scatter([v[1] for v, _ in points], [v[0] for v, _ in points], marker=MARKERS[index % len(MARKERS)], s=45, alpha=0.6, label=title)
-        front = sorted(v for v, on in points if on)
-        front.sort(key=lambda values: values[1])
+        front = sorted((v for v, on in points if on), key=lambda values: values[1])  # by increasing energy
         axis.step([v[1] for v in front], [v[0] for v in front], where="post", color=dots.get_facecolor()[0], linewidth=1.5)
     axis.set_xscale("log")
     axis.set_xlabel(f"estimated energy per inference, pJ ({HOROWITZ_FLOAT32.name}; log scale)")

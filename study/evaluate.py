@@ -18,9 +18,8 @@ from study.cli import count, print_error
 from study.errors import UserError
 from study.final_test import checkpoint_test_split, final_test
 from study.loop import pick_device
-from study.origin import experiment_data_dir, experiment_test_limit
+from study.origin import checkpoint_data_dir, experiment_test_limit
 
-DEFAULT_DATA_DIR = Path("data")
 
 
 def _number(value: float | None) -> str:
@@ -36,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         device = pick_device()
         model, payload = load_model(args.checkpoint, device)
-        data_dir = args.data_dir or experiment_data_dir(args.checkpoint) or DEFAULT_DATA_DIR
+        data_dir = checkpoint_data_dir(args.checkpoint, args.data_dir)
         test_limit = args.test_limit or experiment_test_limit(args.checkpoint)
         settings, hp, test_set = checkpoint_test_split(payload, data_dir, test_limit)
         result = final_test(settings, model, hp, device, test_set)

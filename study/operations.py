@@ -101,18 +101,25 @@ def lstm_cell_products(cell: nn.LSTMCell, x: torch.Tensor, state, dense: bool) -
     return products + float(nonzero(o * nonzero(c)).sum(dtype=torch.float64))
 
 
-def layer_products(module: nn.Module, args: tuple, dense: bool) -> float:
-    """Effective (`dense=False`) or dense products of one call of a counted layer."""
+def effective_products(module: nn.Module, args: tuple) -> float:
+    """Products of a nonzero input with a nonzero weight in one call of a counted layer."""
     x = args[0]
     if isinstance(module, nn.LSTMCell):
-        return lstm_cell_products(module, x, args[1] if len(args) > 1 else None, dense)
-    if dense:
-        x, weight = torch.ones_like(x, dtype=torch.float32), torch.ones_like(module.weight, dtype=torch.float32)
-    else:
-        x, weight = nonzero(x), nonzero(module.weight)
+        return lstm_cell_products(module, x, args[1] if len(args) > 1 else None, dense=False)
     if isinstance(module, nn.Conv2d):
-        return conv_products(module, x, weight)
-    return linear_products(x, weight)
+        return conv_products(module, nonzero(x), nonzero(module.weight))
+    return linear_products(nonzero(x), nonzero(module.weight))
+
+
+def dense_products(module: nn.Module, args: tuple) -> float:
+    """Every product in one call of a counted layer, zeros included (convolution padding is not an input)."""
+    x = args[0]
+    if isinstance(module, nn.LSTMCell):  # depends on which states are zero (see lstm_cell_products)
+        return lstm_cell_products(module, x, args[1] if len(args) > 1 else None, dense=True)
+    if isinstance(module, nn.Conv2d):  # how many inputs each output sees depends on its place: convolve ones
+        ones = torch.ones_like(x, dtype=torch.float32)
+        return conv_products(module, ones, torch.ones_like(module.weight, dtype=torch.float32))
+    return float(x.numel()) * module.out_features  # every input reaches every output
 
 
 @dataclass
@@ -127,6 +134,9 @@ class Tally:
     """What forward pre-hooks add up over one or more passes: per-layer products and activations."""
 
     layers: dict[str, LayerTally] = field(default_factory=dict)
+    # A convolution's dense products depend on its input's shape alone: counted once per layer and shape
+    # (the CPU path calls each layer once per chunk of time steps, all of one shape).
+    conv_dense: dict[tuple, float] = field(default_factory=dict)
     zeros: int = 0  # zero activations
     activations: int = 0
     membrane_updates: float = 0.0
@@ -135,8 +145,14 @@ class Tally:
     def layer(self, name: str, module: nn.Module, args: tuple) -> None:
         tally = self.layers.setdefault(name, LayerTally())
         tally.binary = tally.binary and is_binary(args[0])
-        tally.effective += layer_products(module, args, dense=False)
-        tally.dense += layer_products(module, args, dense=True)
+        tally.effective += effective_products(module, args)
+        if isinstance(module, nn.Conv2d):
+            key = (name, tuple(args[0].shape))
+            if key not in self.conv_dense:
+                self.conv_dense[key] = dense_products(module, args)
+            tally.dense += self.conv_dense[key]
+        else:
+            tally.dense += dense_products(module, args)
 
     def activation(self, output: torch.Tensor) -> None:
         self.zeros += output.numel() - int(torch.count_nonzero(output))

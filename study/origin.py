@@ -51,6 +51,15 @@ def experiment_data_dir(checkpoint: Path) -> Path | None:
     return None
 
 
+# Where a checkpoint is read against when neither the user nor its experiment names a data folder.
+DEFAULT_DATA_DIR = Path("data")
+
+
+def checkpoint_data_dir(checkpoint: Path, given: Path | None = None) -> Path:
+    """The data folder to test or draw `checkpoint` on: `given`, else its study's, else ./data."""
+    return given or experiment_data_dir(checkpoint) or DEFAULT_DATA_DIR
+
+
 def experiment_test_limit(checkpoint: Path) -> int | None:
     """The --test-limit of the study `checkpoint` came from (None: the whole split, or unknown)."""
     limit = (study_settings_of(checkpoint) or {}).get("test_limit")

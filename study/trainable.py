@@ -167,7 +167,9 @@ def train_trial(config: dict, settings: StudySettings) -> None:
     train_loader = make_loader(train_set, hp.batch_size, shuffle=True, workers=workers)  # reseeded every epoch below
     val_loader = make_loader(val_set, hp.batch_size, shuffle=False, workers=workers)
     adapt = input_adapter(settings.dataset, settings.arch, hp)
-    counted = energy_inputs(val_set, adapt, device, settings.seed) if ENERGY_METRIC in settings.metrics else None
+    # An energy-aware search's trials estimate their energy each epoch; repeats are chosen and tested on accuracy alone.
+    searches_energy = ENERGY_METRIC in settings.metrics and repeat is None
+    counted = energy_inputs(val_set, adapt, device, settings.seed) if searches_energy else None
 
     model = build_model(settings.dataset, settings.arch, hp).to(device)
     optimizer = OPTIMIZERS[hp.optimizer](model.parameters(), hp)

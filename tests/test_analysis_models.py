@@ -14,12 +14,13 @@ from torch import nn
 
 from analysis import gradcam, spikes
 from analysis.animation import Prerendered, animation_writer, save_animation
-from analysis.samples import experiment_data_dir, load_with_samples
+from analysis.samples import load_with_samples
 from analysis.weights import weight_artifacts, weights_figure
 from study.checkpoint import save_checkpoint
 from study.config import Hyperparams
 from study.errors import UserError
 from study.models import common
+from study.origin import experiment_data_dir
 from study.registry import build_model
 
 STEPS = 4
