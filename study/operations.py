@@ -134,9 +134,6 @@ class Tally:
     """What forward pre-hooks add up over one or more passes: per-layer products and activations."""
 
     layers: dict[str, LayerTally] = field(default_factory=dict)
-    # A convolution's dense products depend on its input's shape alone: counted once per layer and shape
-    # (the CPU path calls each layer once per chunk of time steps, all of one shape).
-    conv_dense: dict[tuple, float] = field(default_factory=dict)
     zeros: int = 0  # zero activations
     activations: int = 0
     membrane_updates: float = 0.0
@@ -146,13 +143,7 @@ class Tally:
         tally = self.layers.setdefault(name, LayerTally())
         tally.binary = tally.binary and is_binary(args[0])
         tally.effective += effective_products(module, args)
-        if isinstance(module, nn.Conv2d):
-            key = (name, tuple(args[0].shape))
-            if key not in self.conv_dense:
-                self.conv_dense[key] = dense_products(module, args)
-            tally.dense += self.conv_dense[key]
-        else:
-            tally.dense += dense_products(module, args)
+        tally.dense += dense_products(module, args)
 
     def activation(self, output: torch.Tensor) -> None:
         self.zeros += output.numel() - int(torch.count_nonzero(output))
