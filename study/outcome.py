@@ -147,11 +147,6 @@ def summarize(settings: StudySettings, experiment: str, architectures: dict[str,
     return summary
 
 
-def conclude(results, settings: StudySettings, experiment: str, export_dir: Path, archs: tuple[str, ...] = ()) -> Summary:
-    """A finished search without repeats: test and export each architecture's best, and summarize."""
-    return summarize(settings, experiment, searched(results, settings, archs or (settings.arch,), export_dir))
-
-
 def _fmt(value, spec: str = ".4f") -> str:
     return format(value, spec) if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
 

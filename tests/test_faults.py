@@ -25,7 +25,7 @@ from study.config import StudySettings
 from study.data.events import event_store
 from study.data.sources import DVSGESTURE_SOURCE, NMNIST_SOURCE
 from study.errors import UserError
-from study.outcome import conclude, trial_records
+from study.outcome import searched, summarize, trial_records
 from study.run import require_a_model
 from study.trainable import train_trial
 from study.tuning import TunePlan, build_tuner
@@ -73,7 +73,7 @@ def test_failing_trials_are_retried_from_their_checkpoint_and_the_study_finishes
     assert recovered[0].metrics_dataframe["epoch"].tolist() == [1, 2, 3]
     assert "injected by the test" in str(failed[0].error)
 
-    summary = conclude(results, settings, plan.experiment_path, tmp_path / "checkpoints" / plan.name)
+    summary = summarize(settings, plan.experiment_path, searched(results, settings, (settings.arch,), tmp_path / "checkpoints" / plan.name))
     statuses = sorted(t.status for t in summary.trials)
     assert statuses == ["completed", "error"]
     assert summary.architectures[0].best.test_samples == 20 and (tmp_path / "checkpoints" / "faulty" / "cnn" / "best.pth").is_file()
@@ -85,7 +85,7 @@ def test_a_study_where_no_trial_finishes_an_epoch_names_the_first_error(data_roo
     settings = StudySettings("nmnist", "cnn", data_root, **SETTINGS)
     plan = TunePlan(name="broken", storage=str(tmp_path / "results"), num_samples=2, gpus_per_trial=0, max_concurrent=2, max_failures=0)
     results = build_tuner(settings, plan, function=faults.broken_trial).fit()
-    summary = conclude(results, settings, plan.experiment_path, tmp_path / "checkpoints" / plan.name)
+    summary = summarize(settings, plan.experiment_path, searched(results, settings, (settings.arch,), tmp_path / "checkpoints" / plan.name))
     assert summary.architectures[0].best is None and [t.status for t in summary.trials] == ["error", "error"]
     with pytest.raises(UserError, match="No trial of 'broken' finished an epoch.*broken before the first epoch"):
         require_a_model(summary, "broken")
