@@ -11,12 +11,11 @@ import os
 from pathlib import Path
 from urllib.parse import quote
 
-from scipy import stats
-
 from analysis.artifacts import Artifact
 from analysis.comparison import StudyRow, joules
 from analysis.content import Document, Note, Table, plural, si
 from analysis.hyperparameters import Importance
+from study.statistics import accuracy_interval, unpaired_accuracy_test
 from study.summary import Comparison
 
 TIE = 1e-6  # importance shares closer than this count as equal
@@ -47,14 +46,8 @@ def _percent(value: float) -> str:
     return f"{100 * value:.1f}%"
 
 
-def binomial_interval(accuracy: float, samples: int) -> tuple[float, float]:
-    """The 95% Clopper-Pearson interval of an accuracy on `samples` test samples (scipy.stats.binomtest)."""
-    interval = stats.binomtest(round(accuracy * samples), samples).proportion_ci(0.95)
-    return interval.low, interval.high
-
-
 def study_sentence(row: StudyRow) -> str:
-    low, high = binomial_interval(row.test_acc, row.test_samples)
+    low, high = accuracy_interval(row.test_acc, row.test_samples)
     saw = f", which saw {row.saw}," if row.saw else ""
     sentence = (
         f"The {_name(row)} on {row.dataset}{saw} reached {_percent(row.test_acc)} test accuracy on {plural(row.test_samples, 'sample')} "
@@ -90,8 +83,7 @@ def _gap_clause(winner: StudyRow, loser: StudyRow, comparison: Comparison | None
             f"{plural(winner.test_samples, 'test sample')} each{unstable}",
             comparison.distinguishable,
         )
-    table = [[round(row.test_acc * row.test_samples), row.test_samples - round(row.test_acc * row.test_samples)] for row in (winner, loser)]
-    p_value = stats.fisher_exact(table).pvalue
+    p_value = unpaired_accuracy_test(winner.test_acc, loser.test_acc, (winner.test_samples, loser.test_samples))
     return f"single runs; Fisher's exact test on {plural(winner.test_samples, 'test sample')} each: p = {p_value:.2g}", p_value < 0.05
 
 

@@ -94,5 +94,17 @@ def compare(first_accuracies: list[float], second_accuracies: list[float], first
     return PairedTest(paired_difference(first_accuracies, second_accuracies), MCNEMAR, discordant, p_value)
 
 
+def accuracy_interval(accuracy: float, samples: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """The Clopper-Pearson interval of an accuracy measured on `samples` test samples."""
+    interval = stats.binomtest(round(accuracy * samples), samples).proportion_ci(confidence)
+    return interval.low, interval.high
+
+
+def unpaired_accuracy_test(first: float, second: float, samples: tuple[int, int]) -> float:
+    """Fisher's exact p-value for two accuracies measured once each, on `samples` test samples each (not paired)."""
+    table = [[round(accuracy * n), n - round(accuracy * n)] for accuracy, n in zip((first, second), samples)]
+    return float(stats.fisher_exact(table).pvalue)
+
+
 def finite_or_none(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
