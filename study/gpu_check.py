@@ -3,7 +3,7 @@
 Made for a machine that has torch and little else (a cloud GPU image): it needs snntorch, tonic and
 importRosbag beside torch (SpikingJelly and loguru for its comparison, if there), and imports neither
 Ray nor Optuna. In order, each section written to the JSON as soon as it is done:
-1. the training step of the spiking CNN against the tutorial-style reference (`study.bench`), in
+1. the training step of the spiking CNN against the tutorial-style reference (`study.speed`), in
    bf16 and fp32, at T=25 and T=100;
 2. the CUDA tests (`pytest -m cuda`: fused scan, one-call time folding, bf16 autocast, the epoch loop);
 3. SpikingJelly's multi-step network with the same layers and weights on the same batch, if installed;
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from study import bench
+from study import speed
 from study.cli import count, print_error
 from study.config import Hyperparams
 from study.errors import UserError
@@ -60,17 +60,17 @@ def environment(device: torch.device) -> dict:
         "cuda": torch.version.cuda,
         "device": str(device),
         "dry_run": device.type != "cuda",
-        **bench.hardware(device),
+        **speed.hardware(device),
     }
 
 
 def training_steps(device: torch.device, steps: list[int], repeats: int) -> dict:
     """Section 1: ours (bf16 autocast, then fp32) against the reference (fp32, as the tutorial) for every T."""
-    peak = bench.matmul_flops(device)
-    figures = {"matmul_gflops": peak / 1e9, "batch": bench.BATCH}
+    peak = speed.matmul_flops(device)
+    figures = {"matmul_gflops": peak / 1e9, "batch": speed.BATCH}
     for num_steps in steps:
         for precision in ("bf16", "fp32"):
-            figures[f"T{num_steps}_{precision}"] = bench.step_speed(num_steps, device, precision, repeats, peak)
+            figures[f"T{num_steps}_{precision}"] = speed.step_speed(num_steps, device, precision, repeats, peak)
     return figures
 
 
@@ -136,28 +136,28 @@ def spikingjelly(device: torch.device, steps: list[int], repeats: int) -> dict:
         hp = Hyperparams(num_steps=num_steps)
         ours = build_model("nmnist", "scnn", hp).to(device)
         twin = SpikingJellyTwin(ours, hp).to(device)
-        frames = (torch.rand(num_steps, bench.BATCH, 2, 34, 34, device=device) < 0.05).float()  # [T, B, C, H, W]
-        targets = torch.randint(0, 10, (bench.BATCH,), device=device)
+        frames = (torch.rand(num_steps, speed.BATCH, 2, 34, 34, device=device) < 0.05).float()  # [T, B, C, H, W]
+        targets = torch.randint(0, 10, (speed.BATCH,), device=device)
         for precision in ("bf16", "fp32"):
             key = f"T{num_steps}_{precision}"
             try:
-                ours_s, theirs_s = bench.paired_seconds(
-                    bench.training_step(ours, frames, targets, precision, device),
-                    bench.training_step(twin, frames, targets, precision, device), repeats, device)
+                ours_s, theirs_s = speed.paired_seconds(
+                    speed.training_step(ours, frames, targets, precision, device),
+                    speed.training_step(twin, frames, targets, precision, device), repeats, device)
             except Exception as error:  # a backend that fails at one precision must not hide the other
                 figures[key] = {"error": f"{type(error).__name__}: {error}"}
                 continue
-            figures[key] = {"ours_samples_per_s": bench.BATCH / ours_s, "spikingjelly_samples_per_s": bench.BATCH / theirs_s,
+            figures[key] = {"ours_samples_per_s": speed.BATCH / ours_s, "spikingjelly_samples_per_s": speed.BATCH / theirs_s,
                             "over_spikingjelly": theirs_s / ours_s}
     return figures
 
 
 def epochs(device: torch.device, quick: bool) -> dict:
-    """Section 4: `study.bench`'s data path and whole epochs (synthetic N-MNIST-format data), in the precision a study picks."""
+    """Section 4: `study.speed`'s data path and whole epochs (synthetic N-MNIST-format data), in the precision a study picks."""
     precision = resolve("auto", device)
-    consumption = bench.step_speed(25, device, precision, 3, bench.matmul_flops(device))["ours_samples_per_s"]
-    samples = (4 * bench.BATCH, bench.BATCH) if quick else (16 * bench.BATCH, 4 * bench.BATCH)
-    measured = bench.data_and_epochs(argparse.Namespace(data_dir=None, quick=quick), device, precision, samples, consumption)
+    consumption = speed.step_speed(25, device, precision, 3, speed.matmul_flops(device))["ours_samples_per_s"]
+    samples = (4 * speed.BATCH, speed.BATCH) if quick else (16 * speed.BATCH, 4 * speed.BATCH)
+    measured = speed.data_and_epochs(None, device, precision, samples, consumption)
     return {"precision": precision, **measured}
 
 
@@ -190,7 +190,7 @@ def checked_arguments(args: argparse.Namespace) -> tuple[torch.device, list[int]
         raise UserError(f"--steps {args.steps}: give whole numbers of time steps of at least 1, comma-separated (e.g. 25,100).")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError("torch sees no CUDA device here; --device cpu runs the same sections as a dry run.")
-    device = bench.checked_device(args.device)
+    device = speed.checked_device(args.device)
     skipped = set(filter(None, args.skip.split(",")))
     if unknown := skipped - {"tests", "spikingjelly", "epochs"}:
         raise UserError(f"--skip {', '.join(sorted(unknown))}: the sections are tests, spikingjelly and epochs.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from study.bench import ReferenceSCNN
+from study.reference import ReferenceSCNN
 from study.config import Hyperparams
 from study.operations import framework_macs
 from study.registry import build_model

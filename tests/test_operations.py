@@ -12,7 +12,7 @@ from neurobench.metrics.workload import ActivationSparsity, MembraneUpdates, Syn
 from neurobench.models import SNNTorchModel, TorchModel
 from torch import nn
 
-from study.bench import ReferenceSCNN
+from study.reference import ReferenceSCNN
 from study.config import Hyperparams
 from study.energy import HOROWITZ_FLOAT32, HOROWITZ_INT8, EnergyTable, load_energy_table
 from study.errors import UserError
