@@ -39,6 +39,7 @@ class Hyperparams:
     slope: float = 25.0  # steepness of the surrogate gradient
     learn_beta: bool = False
     learn_threshold: bool = False
+    reset: str = "subtract"  # after a spike: subtract the threshold, or "zero" (NIR's LIF; a key of study.models.lif_scan.RESETS)
     population: int = 1  # output neurons per class; > 1 is population coding
     encoding: str = "direct"  # static images only: a key of study.data.encoding.ENCODERS
     hidden: int = 128  # spiking LSTM: hidden units

@@ -40,7 +40,7 @@ class ReferenceSCNN(nn.Module):
 
         def neuron(**extra) -> snn.Leaky:
             surrogate = SURROGATES[hp.surrogate](slope=hp.slope)  # snnTorch's own function, as in the tutorial
-            return snn.Leaky(beta=hp.beta, threshold=hp.threshold, spike_grad=surrogate, init_hidden=True, **extra)
+            return snn.Leaky(beta=hp.beta, threshold=hp.threshold, spike_grad=surrogate, init_hidden=True, reset_mechanism=hp.reset, **extra)
 
         layers = [layer for block in ours.blocks for layer in (copy.deepcopy(block.conv), copy.deepcopy(block.pool), neuron())]
         layers += [copy.deepcopy(ours.classifier), neuron(output=True)]

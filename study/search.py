@@ -99,7 +99,7 @@ def check_search(settings: StudySettings, fixed: dict) -> dict:
 
 
 def check_names(hp: Hyperparams) -> None:
-    """Every name a trial looks up exists (optimizer, surrogate, encoding; readout and pooling are checked by the model)."""
+    """Every name a trial looks up exists (optimizer, surrogate, encoding; readout, pooling and reset are checked by the model)."""
     from study.data.encoding import ENCODERS
     from study.loop import OPTIMIZERS
     from study.models.lif_scan import SURROGATES

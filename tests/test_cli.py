@@ -120,6 +120,7 @@ def test_corrupt_event_files_stop_the_study_before_any_trial_naming_a_file(tmp_p
         (["mnist", "--arch", "scnn", "--fix", "readout=votes"], "Unknown readout 'votes'. Valid readouts: membrane_max, membrane_mean, spikes."),
         (["mnist", "--fix", "blocks=5"], "blocks=5 do not fit a 28x28 input: each block halves the frame, so at most 4 fit"),
         (["mnist", "--fix", "pooling=median"], "Unknown pooling 'median'. Valid poolings: avg, max."),
+        (["mnist", "--arch", "scnn", "--fix", "reset=none"], "Unknown reset 'none'. Valid resets: subtract, zero."),
     ],
 )
 def test_bad_presets_names_and_capacities_exit_2_before_any_trial(args, says, tmp_path, capsys):

@@ -24,14 +24,15 @@ pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available()
 
 
 @pytest.mark.parametrize("surrogate", ["fast_sigmoid", "sigmoid"])
-def test_fused_scan_on_cuda_equals_snn_leaky_stepped(surrogate):
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+def test_fused_scan_on_cuda_equals_snn_leaky_stepped(surrogate, reset):
     torch.manual_seed(0)
     spike_fn = Surrogate(surrogate, 5.0)
-    neuron = snn.Leaky(beta=0.8, threshold=0.7, spike_grad=spike_fn, learn_beta=True, learn_threshold=True).cuda()
+    neuron = snn.Leaky(beta=0.8, threshold=0.7, spike_grad=spike_fn, learn_beta=True, learn_threshold=True, reset_mechanism=reset).cuda()
     current = (torch.randn(16, 4, 3, 8, 8) * 1.5).cuda().requires_grad_()  # [T, B, C, H, W]
     weights = torch.randn_like(current)
 
-    spikes, _ = leaky_scan(current, neuron.beta, neuron.threshold, spike_fn)
+    spikes, _ = leaky_scan(current, neuron.beta, neuron.threshold, spike_fn, reset)
     ours = torch.autograd.grad((spikes * weights).sum(), [current, neuron.beta, neuron.threshold])
     mem, stepped = torch.zeros_like(current[0]), []
     for step in current:

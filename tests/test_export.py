@@ -67,7 +67,8 @@ def test_nir_graph_read_back_gives_the_models_output_spikes(tmp_path, capsys, na
     path = checkpoint(tmp_path, model, "nmnist", "scnn", hp)
     assert main([str(path)]) == 0
     exported = path.with_suffix(".nir")
-    assert f"{exported}: NIR" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert f"{exported}: NIR" in said and "--fix reset=zero --fix readout=spikes exports as LIF nodes" in said
 
     graph = nir.read(exported)
     kinds = {type(node).__name__ for node in graph.nodes.values()}
@@ -88,6 +89,29 @@ def test_nir_graph_read_back_gives_the_models_output_spikes(tmp_path, capsys, na
     assert torch.equal(spikes, expected.spikes["out"])
     membrane = nir_reader.run_over_time(nir_reader.to_torch(nir_reader.with_output_from(graph, "out_membrane")), x)
     torch.testing.assert_close(membrane, expected.membrane, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("learned", [False, True])
+def test_a_network_trained_with_reset_to_zero_becomes_lif_nodes_that_snntorch_reads(tmp_path, capsys, learned):
+    """NIR's LIF is that network exactly: snnTorch's own importer, as a user runs it, gives the model's output spikes."""
+    hp = Hyperparams(num_steps=8, pooling="avg", batch_norm=True, reset="zero", population=2, learn_beta=learned, learn_threshold=learned)
+    model = trained_looking("nmnist", "scnn", hp)
+    path = checkpoint(tmp_path, model, "nmnist", "scnn", hp)
+    assert main([str(path)]) == 0
+    assert "read by snnTorch's import_from_nir" in capsys.readouterr().out
+
+    graph = nir.read(path.with_suffix(".nir"))
+    assert {type(node).__name__ for node in graph.nodes.values()} == {"Input", "Conv2d", "AvgPool2d", "LIF", "Flatten", "Affine", "Output"}
+    assert nir_reader.snntorch_reads(graph)
+    np.testing.assert_allclose(1 - graph.metadata["dt"] / graph.nodes["lif2"].tau, float(model.neurons[1].beta.detach()), rtol=1e-6)
+    np.testing.assert_array_equal(graph.nodes["out"].v_reset, 0.0)
+
+    x = torch.randint(0, 3, (hp.num_steps, 3, 2, 34, 34), generator=torch.Generator().manual_seed(7)).float()
+    with torch.no_grad():
+        expected = model.run(x).spikes["out"]
+    assert expected.sum() > 10
+    assert torch.equal(nir_reader.run_with_snntorch(graph, x), expected)
+    assert torch.equal(nir_reader.run_over_time(nir_reader.to_torch(graph), x), expected)
 
 
 def test_nir_membrane_readout_is_a_leaky_integrator_read_back_exactly(tmp_path):

@@ -29,6 +29,7 @@ def digits_root(tmp_path_factory):
     [
         ("cnn", Hyperparams(lr=2e-3, batch_size=32), 4, 0.9),
         ("scnn", Hyperparams(lr=2e-3, batch_size=32, num_steps=8, beta=0.8, population=1), 4, 0.85),
+        ("scnn", Hyperparams(lr=2e-3, batch_size=32, num_steps=8, beta=0.8, population=1, reset="zero", pooling="avg"), 4, 0.85),
     ],
 )
 def test_training_learns_real_digits(digits_root, arch, hp, epochs, floor):

@@ -11,6 +11,9 @@ discretises it with a time step `dt`. What the graph holds, layer by layer:
   v_t = beta v_{t-1} + I_t) drives a `Threshold`, whose spikes come back through `Scale(-threshold)`
   into the integrator's input; a recurrent edge carries the previous step's value, so this is
   m_t = beta m_{t-1} + I_t - threshold s_{t-1}, as trained;
+- a layer trained with reset to zero (`reset="zero"`) as NIR's own `LIF` (v_reset 0), which is
+  exactly that network: the graph then holds only the node kinds that NIR's importers read (snnTorch,
+  SpikingJelly, Norse, Sinabs, Lava, ...);
 - a membrane readout's output neurons as an `LI` alone (they integrate and never fire).
 The graph's metadata records dt, the time steps T, the input shape and encoding, the readout and
 the class each output neuron belongs to (population coding: consecutive neurons per class).
@@ -80,12 +83,19 @@ def _time_constants(decay: float, shape: tuple[int, ...]) -> dict[str, np.ndarra
 
 def _leaky_layer(nodes: dict, edges: list, source: str, name: str, neuron: nn.Module, shape: tuple[int, ...], fires: bool) -> str:
     """Add a leaky layer fed by `source`; returns the node whose output is the layer's (spikes or membrane)."""
+    threshold = float(neuron.threshold.detach())
+    if fires and neuron.reset_mechanism == "zero":  # NIR's LIF: v becomes v_reset at a spike, so v_{t+1} = I_{t+1}
+        nodes[name] = nir.LIF(
+            **_time_constants(_decay(name, neuron.beta), shape),
+            v_threshold=np.full(shape, threshold, dtype=np.float32), v_reset=np.zeros(shape, dtype=np.float32),
+        )
+        edges.append((source, name))
+        return name
     membrane = f"{name}_membrane"
     nodes[membrane] = nir.LI(**_time_constants(_decay(name, neuron.beta), shape))
     edges.append((source, membrane))
     if not fires:
         return membrane
-    threshold = float(neuron.threshold.detach())
     fire, reset = f"{name}_fire", f"{name}_reset"
     nodes[fire] = nir.Threshold(threshold=np.full(shape, threshold, dtype=np.float32))
     nodes[reset] = nir.Scale(scale=np.full(shape, -threshold, dtype=np.float32))
@@ -180,7 +190,10 @@ def nir_graph(model: SpikingCNN, input_shape: tuple[int, int, int], hp, kind: st
         "num_classes": out_layer.num_classes,
         "population": population,
         "output_class": np.arange(linear.out_features) // population,  # output neuron i belongs to class i // population
-        "reset": "subtract the threshold one step after a spike (Threshold -> Scale(-threshold) -> LI)",
+        "reset": (
+            "to zero at a spike (NIR's LIF, v_reset 0)" if hp.reset == "zero"
+            else "subtract the threshold one step after a spike (Threshold -> Scale(-threshold) -> LI)"
+        ),
     }
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
 

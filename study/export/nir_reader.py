@@ -4,8 +4,9 @@ The wiring (node order, summed inputs, the recurrent edges that carry last step'
 nirtorch's generic interpreter (`nirtorch.nir_to_torch`); the nodes are mapped here from NIR's
 equations, discretised with the graph's time step, and not from this project's models. nirtorch's
 own maps are not used: in 2.6 its Affine map drops the bias, and a NIR Flatten's dimensions count
-without the batch axis that a torch module runs with. snnTorch's `import_from_nir` cannot read
-these graphs: it maps NIR's LIF (reset to a value) but not LI, Threshold or Scale.
+without the batch axis that a torch module runs with. snnTorch's `import_from_nir` maps NIR's LIF
+(reset to a value) but not LI, Threshold or Scale: it reads the graphs of networks trained with reset
+to zero and a spike-count readout, and the exporter checks those with it too.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ import nir
 import nirtorch
 import numpy as np
 import torch
+from snntorch._neurons.neurons import SpikingNeuron
 from torch import nn
+
+from study.models.neurons import untracked
 
 
 class LeakyIntegrator(nn.Module):
@@ -33,6 +37,20 @@ class LeakyIntegrator(nn.Module):
     def forward(self, current: torch.Tensor, state: torch.Tensor | None = None):
         membrane = self.gain * current if state is None else self.decay * state + self.gain * current
         return membrane, membrane
+
+
+class LeakyFire(LeakyIntegrator):
+    """NIR's LIF (v_leak 0): the LI's step, then a spike where v is above v_threshold, and v becomes v_reset there."""
+
+    def __init__(self, node: nir.LIF, dt: float):
+        super().__init__(node, dt)
+        self.register_buffer("threshold", torch.from_numpy(np.asarray(node.v_threshold, dtype=np.float32)))
+        self.register_buffer("reset_to", torch.from_numpy(np.asarray(node.v_reset, dtype=np.float32)))
+
+    def forward(self, current: torch.Tensor, state: torch.Tensor | None = None):
+        membrane, _ = super().forward(current, state)
+        fired = membrane > self.threshold
+        return fired.float(), torch.where(fired, self.reset_to, membrane)
 
 
 class Heaviside(nn.Module):
@@ -97,6 +115,7 @@ def to_torch(graph: nir.NIRGraph) -> torch.fx.GraphModule:
     dt = float(graph.metadata.get("dt", 1e-4))
     node_map = {
         nir.LI: lambda node: LeakyIntegrator(node, dt),
+        nir.LIF: lambda node: LeakyFire(node, dt),
         nir.Threshold: Heaviside,
         nir.Scale: Elementwise,
         nir.Conv2d: _conv2d,
@@ -115,3 +134,27 @@ def run_over_time(module: torch.fx.GraphModule, x: torch.Tensor) -> torch.Tensor
             output, state = module(step, state)
             outputs.append(output)
     return torch.stack(outputs)
+
+
+def snntorch_reads(graph: nir.NIRGraph) -> bool:
+    """Whether snnTorch's `import_from_nir` can read the graph: its neurons are all LIF (no LI, Threshold or Scale)."""
+    return not any(isinstance(node, (nir.LI, nir.Threshold, nir.Scale)) for node in graph.nodes.values())
+
+
+def run_with_snntorch(graph: nir.NIRGraph, x: torch.Tensor) -> torch.Tensor:
+    """The graph's output spikes on `x` `[T, B, ...]` as snnTorch 1.0's `import_from_nir` reads it: `[T, B, outputs]`.
+
+    One sample at a time: that importer maps NIR's Flatten dimensions onto torch's as they are, so its
+    Flatten also flattens the batch axis. Its neurons keep their state (`init_hidden`) and are reset per sample.
+    """
+    from snntorch.import_nir import import_from_nir
+
+    module = import_from_nir(graph)
+    neurons = [untracked(neuron) for neuron in module.modules() if isinstance(neuron, SpikingNeuron)]
+    samples = []
+    with torch.no_grad():
+        for sample in x.unbind(1):  # [T, ...]
+            for neuron in neurons:
+                neuron.reset_mem()
+            samples.append(torch.stack([module(step.unsqueeze(0))[0].reshape(-1) for step in sample]))
+    return torch.stack(samples, dim=1).float()

@@ -55,7 +55,7 @@ class Calibration:
 
 def fire_rate(neuron: nn.Module, current: torch.Tensor) -> float:
     """Spikes per neuron per step of a leaky layer driven by `current` `[T, B, ...]`."""
-    spikes, _ = leaky_scan(current, neuron.beta, neuron.threshold, neuron.spike_grad)
+    spikes, _ = leaky_scan(current, neuron.beta, neuron.threshold, neuron.spike_grad, neuron.reset_mechanism)
     return float(spikes.mean())
 
 

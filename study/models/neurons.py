@@ -16,7 +16,8 @@ import torch
 from snntorch._neurons.neurons import SpikingNeuron
 
 from study.config import Hyperparams
-from study.models.lif_scan import Surrogate, leaky_scan
+from study.errors import lookup
+from study.models.lif_scan import RESETS, Surrogate, leaky_scan
 
 
 def untracked(neuron: SpikingNeuron) -> SpikingNeuron:
@@ -30,7 +31,8 @@ def spike_grad(hp: Hyperparams) -> Surrogate:
 
 
 def leaky(hp: Hyperparams) -> snn.Leaky:
-    """A layer of leaky integrate-and-fire neurons with the trial's beta, threshold and surrogate."""
+    """A layer of leaky integrate-and-fire neurons with the trial's beta, threshold, surrogate and reset."""
+    lookup(RESETS, hp.reset, "reset")  # a UserError naming the choices, not snnTorch's ValueError
     return untracked(
         snn.Leaky(
             beta=hp.beta,
@@ -38,6 +40,7 @@ def leaky(hp: Hyperparams) -> snn.Leaky:
             spike_grad=spike_grad(hp),
             learn_beta=hp.learn_beta,
             learn_threshold=hp.learn_threshold,
+            reset_mechanism=hp.reset,
         )
     )
 
@@ -45,5 +48,5 @@ def leaky(hp: Hyperparams) -> snn.Leaky:
 def leaky_over_time(neuron: snn.Leaky, current: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Run a neuron made by `leaky` over input current `[T, B, ...]` from zero state, as one fused scan
     (study.models.lif_scan); returns spikes and membrane `[T, B, ...]`. The scan computes what stepping
-    `neuron` through time would (subtractive reset, `Surrogate` gradients), bit for bit."""
-    return leaky_scan(current, neuron.beta, neuron.threshold, neuron.spike_grad)
+    `neuron` through time would (its reset, `Surrogate` gradients), bit for bit."""
+    return leaky_scan(current, neuron.beta, neuron.threshold, neuron.spike_grad, neuron.reset_mechanism)
