@@ -150,8 +150,9 @@ def test_a_silent_trial_stops_after_its_first_epoch_unless_calibration_wakes_it(
 def test_fast_path_learns_as_well_as_the_tutorial_style_reference(digits_root):
     """Same data, initial weights, batch order, dropout masks and epochs: the fused, channels-last path
     (fp32, and bf16 autocast) ends at the held-out accuracy of snnTorch's step-by-step loop.
-    Rounding differs between the paths and Adam amplifies it, so the runs drift apart: the accuracies
-    agree within a few points, not bit for bit (test_lif_scan checks exactness)."""
+    Rounding differs between the paths and Adam amplifies it, so the runs drift apart, by a different amount
+    on another CPU (its kernels round otherwise): the fast path is required to be no more than a few points
+    worse, not equal (test_lif_scan and test_models check exactness). On one machine it ended 5.8 points better."""
     from study.reference import ReferenceSCNN
 
     torch.set_num_threads(2)
@@ -172,5 +173,5 @@ def test_fast_path_learns_as_well_as_the_tutorial_style_reference(digits_root):
         correct = sum(measure(model, make_loader(split, 256, shuffle=False), adapt, "cpu", precision).acc * len(split) for split in held_out)
         accuracy[name] = correct / sum(len(split) for split in held_out)
     assert accuracy["reference"] >= 0.8, accuracy  # the comparison is between networks that learned
-    assert abs(accuracy["ours"] - accuracy["reference"]) <= 0.05, accuracy
-    assert abs(accuracy["ours bf16"] - accuracy["reference"]) <= 0.05, accuracy
+    assert accuracy["ours"] >= accuracy["reference"] - 0.05, accuracy
+    assert accuracy["ours bf16"] >= accuracy["reference"] - 0.05, accuracy
