@@ -12,8 +12,8 @@ discretises it with a time step `dt`. What the graph holds, layer by layer:
   into the integrator's input; a recurrent edge carries the previous step's value, so this is
   m_t = beta m_{t-1} + I_t - threshold s_{t-1}, as trained;
 - a layer trained with reset to zero (`reset="zero"`) as NIR's own `LIF` (v_reset 0), which is
-  exactly that network: the graph then holds only the node kinds that NIR's importers read (snnTorch,
-  SpikingJelly, Norse, Sinabs, Lava, ...);
+  exactly that network: with a spike-count readout the graph then holds only node kinds that
+  importers mapping NIR's neuron nodes read (checked with snnTorch's `import_from_nir`);
 - a membrane readout's output neurons as an `LI` alone (they integrate and never fire).
 The graph's metadata records dt, the time steps T, the input shape and encoding, the readout and
 the class each output neuron belongs to (population coding: consecutive neurons per class).

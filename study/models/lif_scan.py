@@ -99,17 +99,18 @@ class LeakyScan(torch.autograd.Function):
         else:
             grad = slope_term.add_(grad_membrane)
         # Reverse recurrence, in place: grad[t] becomes dL/dm_t = g_t + beta * dL/dm_{t+1} (reset to zero:
-        # beta * (1 - s_t) * dL/dm_{t+1}). `carried` is m_{t-1} as the step t saw it: zero after a spike there.
+        # beta * (1 - s_t) * dL/dm_{t+1}).
         decay = float(beta.detach().clamp(0, 1))
-        carried = membrane[:-1] * (1 - spikes[:-1]) if ctx.to_zero else membrane[:-1]
+        kept = 1 - spikes[:-1] if ctx.to_zero else None  # one tensor for all steps, not one per step
         for step in range(grad.shape[0] - 2, -1, -1):
-            if ctx.to_zero:
-                grad[step].addcmul_(grad[step + 1], 1 - spikes[step], value=decay)
+            if kept is not None:
+                grad[step].addcmul_(grad[step + 1], kept[step], value=decay)
             else:
                 grad[step].add_(grad[step + 1], alpha=decay)
         grad_beta = grad_threshold = None
         if ctx.needs_input_grad[1]:
             inside = 1.0 if 0 <= float(beta) <= 1 else 0.0  # clamp(0, 1) passes gradient only inside
+            carried = membrane[:-1] if kept is None else membrane[:-1] * kept  # m_{t-1} as step t saw it
             grad_beta = (grad[1:] * carried).sum().mul(inside).reshape(beta.shape).to(beta.dtype)
         if ctx.needs_input_grad[2]:
             # the threshold is in the subtracted reset, not in a reset to zero (the reset itself is detached)
