@@ -61,31 +61,35 @@ def objectives(text: str) -> tuple[str, ...]:
     return names
 
 
+def _add_what_to_study(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("what to study")
+    group.add_argument("dataset", choices=sorted(DATASETS), help="dataset to study")
+    group.add_argument(
+        "--arch", type=architectures, metavar="ARCH[,ARCH...]",
+        help=f"architectures to compare, from {', '.join(sorted(ARCHITECTURES))} (default: cnn,scnn; on dvsgesture also slstm)",
+    )
+    group.add_argument("--seed", type=seed, default=0, help="seed of the Optuna sampler and of weight initialisation (default 0)")
+    group.add_argument(
+        "--objective", type=objectives, default=("accuracy",), metavar="accuracy[,energy]",
+        help="what Optuna optimises: validation accuracy (default), or with ',energy' the Pareto front of accuracy and "
+        "estimated energy per inference (ASHA still stops trials on accuracy)",
+    )
+    group.add_argument(
+        "--preset",
+        help=f"fix a named set of hyperparameters (capacity, T, ...) and search the rest: {', '.join(sorted(PRESETS))} (see README)",
+    )
+    group.add_argument(
+        "--fix", action="append", default=[], metavar="NAME=VALUE",
+        help="fix one hyperparameter instead of searching it, e.g. --fix readout=membrane_max (repeatable; wins over --preset)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m study.run",
         description="Tune spiking and conventional networks on a vision dataset with Ray Tune (ASHA + Optuna TPE).",
     )
-    what = parser.add_argument_group("what to study")
-    what.add_argument("dataset", choices=sorted(DATASETS), help="dataset to study")
-    what.add_argument(
-        "--arch", type=architectures, metavar="ARCH[,ARCH...]",
-        help=f"architectures to compare, from {', '.join(sorted(ARCHITECTURES))} (default: cnn,scnn; on dvsgesture also slstm)",
-    )
-    what.add_argument("--seed", type=seed, default=0, help="seed of the Optuna sampler and of weight initialisation (default 0)")
-    what.add_argument(
-        "--objective", type=objectives, default=("accuracy",), metavar="accuracy[,energy]",
-        help="what Optuna optimises: validation accuracy (default), or with ',energy' the Pareto front of accuracy and "
-        "estimated energy per inference (ASHA still stops trials on accuracy)",
-    )
-    what.add_argument(
-        "--preset",
-        help=f"fix a named set of hyperparameters (capacity, T, ...) and search the rest: {', '.join(sorted(PRESETS))} (see README)",
-    )
-    what.add_argument(
-        "--fix", action="append", default=[], metavar="NAME=VALUE",
-        help="fix one hyperparameter instead of searching it, e.g. --fix readout=membrane_max (repeatable; wins over --preset)",
-    )
+    _add_what_to_study(parser)
 
     budget = parser.add_argument_group("budget")
     budget.add_argument("--num-samples", type=count, help="trials to run (default 20; --smoke: 2)")

@@ -52,16 +52,21 @@ def test_training_learns_real_digits(digits_root, arch, hp, epochs, floor):
 
 def test_a_deep_cnn_without_batchnorm_learns_with_sgd_in_its_first_epoch(digits_root):
     """TPE's first random proposal in the search benchmark: 4 narrow blocks, no BatchNorm, heavy dropout, SGD.
-    With PyTorch's default initialisation it stayed at chance (11-18%) after one epoch; He's keeps the signal's scale."""
-    torch.manual_seed(0)
+    With PyTorch's default initialisation it stayed at chance after one epoch (seeds 0-4: 11-23%, mean 15%);
+    with He's, 39-81% (mean 69%). One seed's figure moves with the CPU's arithmetic, so three seeds are averaged."""
     torch.set_num_threads(2)
     hp = Hyperparams(optimizer="sgd", lr=0.025, momentum=0.88, batch_size=32, blocks=4, width=0.5, batch_norm=False, dropout=0.42)
     settings = StudySettings("mnist", "cnn", digits_root, 1)
     train_set, val_set = train_val_datasets(MNIST_SOURCE, settings, FrameSpec(1))
-    model = build_model("mnist", "cnn", hp)
     adapt = input_adapter("mnist", "cnn", hp)
-    train_one_epoch(model, make_loader(train_set, hp.batch_size, shuffle=True), OPTIMIZERS["sgd"](model.parameters(), hp), adapt, "cpu")
-    assert measure(model, make_loader(val_set, 256, shuffle=False), adapt, "cpu").acc >= 0.4  # chance: 0.1
+    accuracies = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        model = build_model("mnist", "cnn", hp)
+        optimizer = OPTIMIZERS["sgd"](model.parameters(), hp)
+        train_one_epoch(model, make_loader(train_set, hp.batch_size, shuffle=True, seed=seed), optimizer, adapt, "cpu")
+        accuracies.append(measure(model, make_loader(val_set, 256, shuffle=False), adapt, "cpu").acc)
+    assert sum(accuracies) / len(accuracies) >= 0.45, accuracies  # chance: 0.1
 
 
 def test_the_sigmoid_surrogate_learns_at_the_steepest_slope_the_search_proposes(digits_root):

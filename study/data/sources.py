@@ -32,16 +32,28 @@ SYNTHETIC_MARKER = "SYNTHETIC"
 DOWNLOAD_ERRORS = (OSError, RuntimeError, zipfile.BadZipFile, tarfile.TarError)
 
 
-def _marked_complete(dataset: tonic.Dataset) -> bool:
-    return Path(dataset.location_on_system, dataset.folder_name, COMPLETE_MARKER).exists()
+class _CheckedRecordings:
+    """What our tonic datasets add: the completion marker, and every decoded recording checked against the sensor."""
 
+    def _checked(self, sample: tuple[Any, Any]) -> tuple[Any, Any]:
+        events, target = sample
+        if (problem := event_problem(events, self.sensor_size)) is not None:
+            raise ValueError(problem)
+        return events, target
 
-def _mark_complete(dataset: tonic.Dataset) -> None:
-    Path(dataset.location_on_system, dataset.folder_name, COMPLETE_MARKER).touch()
+    def _check_exists(self) -> bool:
+        return self._marker().exists() or super()._check_exists()
+
+    def download(self) -> None:
+        super().download()
+        self._marker().touch()
+
+    def _marker(self) -> Path:
+        return Path(self.location_on_system, self.folder_name, COMPLETE_MARKER)
 
 
 # The subclasses keep tonic's class names: tonic stores each dataset under <root>/<class name>.
-class NMNIST(tonic.datasets.NMNIST):
+class NMNIST(_CheckedRecordings, tonic.datasets.NMNIST):
     """tonic's N-MNIST, also present when our marker says the extracted folder is complete."""
 
     def __getitem__(self, index):
@@ -49,20 +61,10 @@ class NMNIST(tonic.datasets.NMNIST):
         size = os.path.getsize(self.data[index])
         if size % 5:
             raise ValueError(f"{size} bytes is not a whole number of 5-byte events")
-        events, target = super().__getitem__(index)
-        if (problem := event_problem(events, self.sensor_size)) is not None:
-            raise ValueError(problem)
-        return events, target
-
-    def _check_exists(self) -> bool:
-        return _marked_complete(self) or super()._check_exists()
-
-    def download(self) -> None:
-        super().download()
-        _mark_complete(self)
+        return self._checked(super().__getitem__(index))
 
 
-class DVSGesture(tonic.datasets.DVSGesture):
+class DVSGesture(_CheckedRecordings, tonic.datasets.DVSGesture):
     """tonic's DVS Gesture with working download URLs.
 
     tonic 1.7.0's figshare `ndownloader` links now return an empty page (tonic PR #337);
@@ -76,17 +78,7 @@ class DVSGesture(tonic.datasets.DVSGesture):
         # Checked before tonic converts the table: its int16 x, y would wrap and its bool p hide any number.
         if (problem := gesture_rows_problem(np.load(self.data[index]), self.sensor_size)) is not None:
             raise ValueError(problem)
-        events, target = super().__getitem__(index)
-        if (problem := event_problem(events, self.sensor_size)) is not None:
-            raise ValueError(problem)
-        return events, target
-
-    def _check_exists(self) -> bool:
-        return _marked_complete(self) or super()._check_exists()
-
-    def download(self) -> None:
-        super().download()
-        _mark_complete(self)
+        return self._checked(super().__getitem__(index))
 
 
 @dataclass(frozen=True)
