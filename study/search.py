@@ -17,6 +17,9 @@ from study.registry import PRESETS, SEARCH_SPACES, build_model
 TRUE, FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
 
 
+KIND_WORDS = {"int": "a whole number", "float": "a number", "str": "a name", "bool": "true or false"}
+
+
 def parse_value(name: str, text: str) -> Any:
     """`text` as the type of the Hyperparams field `name` (`--fix readout=membrane_max`, `--fix blocks=3`)."""
     fields = {field.name: field for field in dataclasses.fields(Hyperparams)}
@@ -29,7 +32,7 @@ def parse_value(name: str, text: str) -> Any:
             return text.lower() in TRUE
         return {"int": int, "float": float, "str": str}[kind](text)
     except ValueError as error:
-        raise UserError(f"--fix {name}={text}: {name} takes a {kind} ({error}).") from None
+        raise UserError(f"--fix {name}={text}: {name} takes {KIND_WORDS[kind]} ({error}).") from None
 
 
 def fixed_values(dataset: str, preset: str | None, fixes: list[str]) -> dict:

@@ -145,7 +145,7 @@ def test_a_fixed_optimizer_drops_the_first_trials_learning_rate_of_another():
         (None, ["readout=votes"], "Unknown readout 'votes'. Valid readouts: membrane_max, membrane_mean, spikes."),
         (None, ["blocks=6"], "blocks=6 do not fit a 34x34 input"),
         (None, ["betta=0.9"], "Unknown hyperparameter 'betta'"),
-        (None, ["num_steps=many"], "num_steps takes a int"),
+        (None, ["num_steps=many"], "num_steps takes a whole number"),
         (None, ["optimizer=rmsprop"], "Unknown optimizer 'rmsprop'. Valid optimizers: adam, sgd."),
         (None, ["beta"], "write NAME=VALUE"),
     ],
