@@ -217,12 +217,79 @@ def from_record(record: dict) -> Invocation:
     return Invocation(**{**record, "settings": StudySettings(**settings), "checkpoints_dir": Path(record["checkpoints_dir"]), "archs": archs})
 
 
-def resumed(asked: Invocation, checkpoints_dir: Path | None = None) -> Invocation:
-    """The invocation an experiment was started with: --resume continues the same study, whatever else is given,
-    except where it is stored and, when `checkpoints_dir` is given, where its best models are exported."""
+LIMITS = ("settings.train_limit", "settings.val_limit", "settings.test_limit")
+# The flags whose values study.json keeps, and where each lands in an Invocation ("settings.x": its
+# StudySettings' x). --resume takes the study's own values for them; it honours only the dataset,
+# --name, --storage, --checkpoints-dir, --address and --dashboard-host.
+KEPT_BY_STUDY = {
+    "arch": ("--arch", ("archs",)),
+    "seed": ("--seed", ("settings.seed",)),
+    "objective": ("--objective", ("settings.objectives",)),
+    "preset": ("--preset", ("preset",)),
+    "fix": ("--fix", ("fixed",)),
+    "num_samples": ("--num-samples", ("num_samples",)),
+    "max_epochs": ("--max-epochs", ("settings.max_epochs",)),
+    "repeats": ("--repeats", ("repeats",)),
+    "smoke": ("--smoke", ("num_samples", "settings.max_epochs", "repeats", *LIMITS)),
+    "data_dir": ("--data-dir", ("settings.data_dir",)),
+    "synthetic": ("--synthetic", ("settings.synthetic",)),
+    "train_limit": ("--train-limit", LIMITS[:1]),
+    "val_limit": ("--val-limit", LIMITS[1:2]),
+    "test_limit": ("--test-limit", LIMITS[2:]),
+    "cpus_per_trial": ("--cpus-per-trial", ("settings.cpus_per_trial",)),
+    "gpus_per_trial": ("--gpus-per-trial", ("gpus_per_trial",)),
+    "max_concurrent": ("--max-concurrent", ("max_concurrent",)),
+    "max_failures": ("--max-failures", ("max_failures",)),
+    "precision": ("--precision", ("settings.precision",)),
+    "calibrate": ("--no-calibration", ("settings.calibrate",)),
+}
+
+
+class _Untyped(list):
+    """What a flag holds when it was not typed (a list, so that append flags such as --fix still work)."""
+
+
+def typed_flags(parser: argparse.ArgumentParser, argv: list[str] | None) -> frozenset[str]:
+    """The destinations of the flags typed in `argv`: argparse fills in a default only where the
+    namespace has no value yet, so a flag left at a marker was not typed."""
+    untyped = _Untyped()
+    names = vars(parser.parse_args(argv))
+    typed = parser.parse_args(argv, namespace=argparse.Namespace(**dict.fromkeys(names, untyped)))
+    return frozenset(name for name, value in vars(typed).items() if value is not untyped)
+
+
+def _value(invocation: Invocation, field: str):
+    for part in field.split("."):
+        invocation = getattr(invocation, part)
+    return invocation
+
+
+def check_nothing_ignored(asked: Invocation, started: Invocation, typed: frozenset[str]) -> None:
+    """Refuse a --resume whose typed flags differ from the study's: they would be ignored without a word
+    (a user who adds --num-samples 50 to extend a study would get the study's 20)."""
+    ignored = []
+    for name in sorted(typed & KEPT_BY_STUDY.keys()):
+        flag, fields = KEPT_BY_STUDY[name]
+        differing = [field for field in fields if _value(asked, field) != _value(started, field)]
+        if differing:
+            field = differing[0]
+            ignored.append(f"{flag} ({field.split('.')[-1]} {_value(asked, field)}, not the study's {_value(started, field)})")
+    if ignored:
+        raise UserError(
+            f"--resume continues {asked.name!r} with the settings in its {STUDY_FILE}, so these flags would be ignored: "
+            f"{'; '.join(ignored)}. Leave them out to resume, or start a new study under another --name to change "
+            f"them. Nothing was changed."
+        )
+
+
+def resumed(asked: Invocation, checkpoints_dir: Path | None = None, typed: frozenset[str] = frozenset()) -> Invocation:
+    """The invocation an experiment was started with: --resume continues the same study, except where it is
+    stored and, when `checkpoints_dir` is given, where its best models are exported. `typed`: the flags the
+    user typed (typed_flags); one whose value differs from the study's is refused rather than ignored."""
     started = from_record(load_study(asked.storage, asked.name))
     if started.settings.dataset != asked.settings.dataset:
         raise UserError(f"The experiment {asked.name!r} studies {started.settings.dataset}, not {asked.settings.dataset}.")
+    check_nothing_ignored(asked, started, typed)
     check_restorable(experiment_path(asked.storage, asked.name))
     print(f"Resuming {asked.name!r} with the settings it was started with ({STUDY_FILE}).", flush=True)
     exports = started.checkpoints_dir if checkpoints_dir is None else checkpoints_dir.resolve()
@@ -270,16 +337,23 @@ def fit(make_tuner, path: str, expected: int):
     return results if every_trial_ended(path, expected) else None
 
 
-def run_study(invocation: Invocation, resume: bool, address: str | None, dashboard_host: str, checkpoints_dir: Path | None = None) -> Summary | None:
+def run_study(
+    invocation: Invocation, resume: bool, address: str | None, dashboard_host: str, checkpoints_dir: Path | None = None,
+    typed: frozenset[str] = frozenset(),
+) -> Summary | None:
     """Run (or continue) a study: the searches of every architecture at once, then the repeats of each best
     configuration; returns its summary, or None when it was interrupted before the end.
 
-    `checkpoints_dir`: with `resume`, export there instead of where the study was started to."""
+    `checkpoints_dir`: with `resume`, export there instead of where the study was started to; `typed`: the
+    flags the user typed, checked against the study's with `resume`."""
     with contextlib.ExitStack() as driver:  # holds the experiment's lock for the whole run
-        return _run_study(invocation, resume, address, dashboard_host, checkpoints_dir, driver)
+        return _run_study(invocation, resume, address, dashboard_host, checkpoints_dir, typed, driver)
 
 
-def _run_study(invocation: Invocation, resume: bool, address: str | None, dashboard_host: str, checkpoints_dir: Path | None, driver) -> Summary | None:
+def _run_study(
+    invocation: Invocation, resume: bool, address: str | None, dashboard_host: str, checkpoints_dir: Path | None,
+    typed: frozenset[str], driver,
+) -> Summary | None:
     from ray import tune
 
     from study.outcome import results_table, searched, summarize
@@ -289,7 +363,7 @@ def _run_study(invocation: Invocation, resume: bool, address: str | None, dashbo
     check_storage_writable(invocation.storage)
     driver.enter_context(one_driver(invocation.storage, invocation.name))  # before the experiment is checked
     if resume:
-        invocation = resumed(invocation, checkpoints_dir)
+        invocation = resumed(invocation, checkpoints_dir, typed)
     else:
         check_can_start(invocation)
     check_writable_folder(invocation.checkpoints_dir, "--checkpoints-dir")
@@ -359,13 +433,16 @@ def interrupted(invocation: Invocation | None, checkpoints_dir: Path | None = No
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     use_token_to_join(args.address)
     invocation = None
     try:
         with signal_handlers({signal.SIGTERM: interrupt}):
             invocation = interpret(args)
-            summary = run_study(invocation, args.resume, args.address, args.dashboard_host, args.checkpoints_dir)
+            summary = run_study(
+                invocation, args.resume, args.address, args.dashboard_host, args.checkpoints_dir, typed_flags(parser, argv)
+            )
     except UserError as error:
         return print_error(error)
     except KeyboardInterrupt:

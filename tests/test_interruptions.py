@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from study import run as study_run
+from study.errors import UserError
 from study.saved_state import DamagedState, check_restorable, every_trial_ended, saved_trial_statuses
 from study.storage import one_driver, save_study
 
@@ -108,6 +109,36 @@ def test_resume_exports_to_a_corrected_checkpoints_dir(tmp_path, capsys):
     asked = invocation(tmp_path, "--resume")
     assert study_run.resumed(asked).checkpoints_dir == tmp_path / "a-file"  # as started
     assert study_run.resumed(asked, Path(tmp_path / "good")).checkpoints_dir == tmp_path / "good"
+
+
+def test_typed_flags_are_told_from_defaults():
+    parser = study_run.build_parser()
+    assert study_run.typed_flags(parser, ["nmnist", "--resume", "--fix", "lr=0.1", "--seed", "0", "--no-calibration"]) == {
+        "dataset", "resume", "fix", "seed", "calibrate"
+    }
+    assert study_run.typed_flags(parser, ["mnist"]) == {"dataset"}
+
+
+def test_resume_refuses_a_flag_it_would_ignore(tmp_path, capsys):
+    """Adding --num-samples 50 to a --resume cannot extend the study; it must not be dropped without a word."""
+    started = invocation(tmp_path, "--num-samples", "3", "--fix", "lr=0.01")
+    save_study(started.storage, started.name, study_run.to_record(started))
+    study_json = tmp_path / "results" / "stopped" / "study.json"
+    before = study_json.read_bytes()
+    (tmp_path / "results" / "stopped" / "tuner.pkl").write_bytes(pickle.dumps({}))
+    common = ["nmnist", "--synthetic", "--storage", str(tmp_path / "results"), "--name", "stopped", "--resume"]
+    assert study_run.main([*common, "--num-samples", "50", "--seed", "0"]) == 2
+    error = " ".join(capsys.readouterr().err.split())
+    assert "--num-samples (num_samples 50, not the study's 3)" in error and "--seed" not in error  # --seed 0 is the study's
+    assert study_json.read_bytes() == before
+
+    same = [*common, "--num-samples", "3", "--fix", "lr=0.01"]  # the starting command again, with --resume: nothing ignored
+    typed = study_run.typed_flags(study_run.build_parser(), same)
+    assert study_run.resumed(study_run.interpret(study_run.build_parser().parse_args(same)), typed=typed).num_samples == 3
+    changed = [*common, "--fix", "lr=0.1"]
+    asked = study_run.interpret(study_run.build_parser().parse_args(changed))
+    with pytest.raises(UserError, match="--fix"):
+        study_run.resumed(asked, typed=study_run.typed_flags(study_run.build_parser(), changed))
 
 
 def test_a_second_driver_of_a_running_experiment_is_refused(tmp_path, capsys):
