@@ -217,44 +217,42 @@ def from_record(record: dict) -> Invocation:
     return Invocation(**{**record, "settings": StudySettings(**settings), "checkpoints_dir": Path(record["checkpoints_dir"]), "archs": archs})
 
 
-LIMITS = ("settings.train_limit", "settings.val_limit", "settings.test_limit")
-# The flags whose values study.json keeps, and where each lands in an Invocation ("settings.x": its
-# StudySettings' x). --resume takes the study's own values for them; it honours only the dataset,
-# --name, --storage, --checkpoints-dir, --address and --dashboard-host.
+# Where the value of each flag that study.json keeps lands in an Invocation ("settings.x": its StudySettings'
+# x). --resume takes the study's own values for them; it honours only the dataset, --name, --storage,
+# --checkpoints-dir, --address and --dashboard-host. --smoke sets the values SMOKE names.
 KEPT_BY_STUDY = {
-    "arch": ("--arch", ("archs",)),
-    "seed": ("--seed", ("settings.seed",)),
-    "objective": ("--objective", ("settings.objectives",)),
-    "preset": ("--preset", ("preset",)),
-    "fix": ("--fix", ("fixed",)),
-    "num_samples": ("--num-samples", ("num_samples",)),
-    "max_epochs": ("--max-epochs", ("settings.max_epochs",)),
-    "repeats": ("--repeats", ("repeats",)),
-    "smoke": ("--smoke", ("num_samples", "settings.max_epochs", "repeats", *LIMITS)),
-    "data_dir": ("--data-dir", ("settings.data_dir",)),
-    "synthetic": ("--synthetic", ("settings.synthetic",)),
-    "train_limit": ("--train-limit", LIMITS[:1]),
-    "val_limit": ("--val-limit", LIMITS[1:2]),
-    "test_limit": ("--test-limit", LIMITS[2:]),
-    "cpus_per_trial": ("--cpus-per-trial", ("settings.cpus_per_trial",)),
-    "gpus_per_trial": ("--gpus-per-trial", ("gpus_per_trial",)),
-    "max_concurrent": ("--max-concurrent", ("max_concurrent",)),
-    "max_failures": ("--max-failures", ("max_failures",)),
-    "precision": ("--precision", ("settings.precision",)),
-    "calibrate": ("--no-calibration", ("settings.calibrate",)),
+    "arch": "archs",
+    "seed": "settings.seed",
+    "objective": "settings.objectives",
+    "preset": "preset",
+    "fix": "fixed",
+    "num_samples": "num_samples",
+    "max_epochs": "settings.max_epochs",
+    "repeats": "repeats",
+    "data_dir": "settings.data_dir",
+    "synthetic": "settings.synthetic",
+    "train_limit": "settings.train_limit",
+    "val_limit": "settings.val_limit",
+    "test_limit": "settings.test_limit",
+    "cpus_per_trial": "settings.cpus_per_trial",
+    "gpus_per_trial": "gpus_per_trial",
+    "max_concurrent": "max_concurrent",
+    "max_failures": "max_failures",
+    "precision": "settings.precision",
+    "calibrate": "settings.calibrate",
 }
+FLAG_NAMES = {"calibrate": "--no-calibration"}  # the flags not spelled --<destination>
 
 
 class _Untyped(list):
     """What a flag holds when it was not typed (a list, so that append flags such as --fix still work)."""
 
 
-def typed_flags(parser: argparse.ArgumentParser, argv: list[str] | None) -> frozenset[str]:
-    """The destinations of the flags typed in `argv`: argparse fills in a default only where the
-    namespace has no value yet, so a flag left at a marker was not typed."""
+def typed_flags(parser: argparse.ArgumentParser, argv: list[str] | None, args: argparse.Namespace) -> frozenset[str]:
+    """The destinations of the flags typed in `argv` (parsed as `args`): argparse fills in a default only
+    where the namespace has no value yet, so a flag left at a marker was not typed."""
     untyped = _Untyped()
-    names = vars(parser.parse_args(argv))
-    typed = parser.parse_args(argv, namespace=argparse.Namespace(**dict.fromkeys(names, untyped)))
+    typed = parser.parse_args(argv, namespace=argparse.Namespace(**dict.fromkeys(vars(args), untyped)))
     return frozenset(name for name, value in vars(typed).items() if value is not untyped)
 
 
@@ -268,11 +266,11 @@ def check_nothing_ignored(asked: Invocation, started: Invocation, typed: frozens
     """Refuse a --resume whose typed flags differ from the study's: they would be ignored without a word
     (a user who adds --num-samples 50 to extend a study would get the study's 20)."""
     ignored = []
-    for name in sorted(typed & KEPT_BY_STUDY.keys()):
-        flag, fields = KEPT_BY_STUDY[name]
-        differing = [field for field in fields if _value(asked, field) != _value(started, field)]
-        if differing:
-            field = differing[0]
+    for name in sorted(typed & {*KEPT_BY_STUDY, "smoke"}):
+        fields = [KEPT_BY_STUDY[key] for key in SMOKE] if name == "smoke" else [KEPT_BY_STUDY[name]]
+        field = next((field for field in fields if _value(asked, field) != _value(started, field)), None)
+        if field is not None:
+            flag = FLAG_NAMES.get(name, "--" + name.replace("_", "-"))
             ignored.append(f"{flag} ({field.split('.')[-1]} {_value(asked, field)}, not the study's {_value(started, field)})")
     if ignored:
         raise UserError(
@@ -440,9 +438,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with signal_handlers({signal.SIGTERM: interrupt}):
             invocation = interpret(args)
-            summary = run_study(
-                invocation, args.resume, args.address, args.dashboard_host, args.checkpoints_dir, typed_flags(parser, argv)
-            )
+            typed = typed_flags(parser, argv, args) if args.resume else frozenset()
+            summary = run_study(invocation, args.resume, args.address, args.dashboard_host, args.checkpoints_dir, typed)
     except UserError as error:
         return print_error(error)
     except KeyboardInterrupt:

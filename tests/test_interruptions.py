@@ -111,12 +111,16 @@ def test_resume_exports_to_a_corrected_checkpoints_dir(tmp_path, capsys):
     assert study_run.resumed(asked, Path(tmp_path / "good")).checkpoints_dir == tmp_path / "good"
 
 
-def test_typed_flags_are_told_from_defaults():
+def typed(argv: list[str]) -> frozenset[str]:
     parser = study_run.build_parser()
-    assert study_run.typed_flags(parser, ["nmnist", "--resume", "--fix", "lr=0.1", "--seed", "0", "--no-calibration"]) == {
+    return study_run.typed_flags(parser, argv, parser.parse_args(argv))
+
+
+def test_typed_flags_are_told_from_defaults():
+    assert typed(["nmnist", "--resume", "--fix", "lr=0.1", "--seed", "0", "--no-calibration"]) == {
         "dataset", "resume", "fix", "seed", "calibrate"
     }
-    assert study_run.typed_flags(parser, ["mnist"]) == {"dataset"}
+    assert typed(["mnist"]) == {"dataset"}
 
 
 def test_resume_refuses_a_flag_it_would_ignore(tmp_path, capsys):
@@ -131,14 +135,16 @@ def test_resume_refuses_a_flag_it_would_ignore(tmp_path, capsys):
     error = " ".join(capsys.readouterr().err.split())
     assert "--num-samples (num_samples 50, not the study's 3)" in error and "--seed" not in error  # --seed 0 is the study's
     assert study_json.read_bytes() == before
+    assert study_run.main([*common, "--smoke", "--no-calibration"]) == 2  # --smoke's 2 trials against the study's 3
+    error = " ".join(capsys.readouterr().err.split())
+    assert "--smoke (num_samples 2, not the study's 3)" in error and "--no-calibration (calibrate False" in error
 
     same = [*common, "--num-samples", "3", "--fix", "lr=0.01"]  # the starting command again, with --resume: nothing ignored
-    typed = study_run.typed_flags(study_run.build_parser(), same)
-    assert study_run.resumed(study_run.interpret(study_run.build_parser().parse_args(same)), typed=typed).num_samples == 3
+    assert study_run.resumed(study_run.interpret(study_run.build_parser().parse_args(same)), typed=typed(same)).num_samples == 3
     changed = [*common, "--fix", "lr=0.1"]
     asked = study_run.interpret(study_run.build_parser().parse_args(changed))
     with pytest.raises(UserError, match="--fix"):
-        study_run.resumed(asked, typed=study_run.typed_flags(study_run.build_parser(), changed))
+        study_run.resumed(asked, typed=typed(changed))
 
 
 def test_a_second_driver_of_a_running_experiment_is_refused(tmp_path, capsys):
