@@ -39,7 +39,7 @@ from study.writable import check_writable_folder
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m analysis.report", description=__doc__.splitlines()[0])
     parser.add_argument("results", nargs="+", help="experiment folders (<storage>/<name>) or names under ./results")
-    parser.add_argument("--label", help="the report's folder name under --out-dir (default: the experiment names joined by '+')")
+    parser.add_argument("--label", help="the report's folder name under --out-dir (default: the experiment folders' names joined by '+')")
     parser.add_argument("--out-dir", type=Path, default=Path("reports"), help="where reports go (default ./reports)")
     parser.add_argument(
         "--samples", type=count, default=20,
@@ -113,8 +113,10 @@ def report_folder(experiments: list[Experiment], label: str | None, out_dir: Pat
     names = [experiment.name for experiment in experiments]
     if len(set(names)) < len(names):
         raise UserError(f"Two experiments share a name ({', '.join(names)}); the report keeps one folder per name, so give each once.")
-    check_folder_name("--label" if label else "The default --label (the experiment names joined by '+')", label or "+".join(names), "--out-dir", extra="+")
-    folder = out_dir.resolve() / (label or "+".join(names))
+    # One comparison folder holds several architectures: its report is named after the folder, once.
+    default = "+".join(dict.fromkeys(experiment.path.name for experiment in experiments))
+    check_folder_name("--label" if label else "The default --label (the experiment folders' names joined by '+')", label or default, "--out-dir", extra="+")
+    folder = out_dir.resolve() / (label or default)
     check_writable_folder(folder, "--out-dir")
     return folder
 

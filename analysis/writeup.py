@@ -16,7 +16,7 @@ from analysis.comparison import StudyRow, joules
 from analysis.content import Document, Note, Table, plural, si
 from analysis.hyperparameters import Importance
 from study.statistics import accuracy_interval, unpaired_accuracy_test
-from study.summary import Comparison
+from study.summary import UNSTABLE_DIFFERENCE, Comparison
 
 TIE = 1e-6  # importance shares closer than this count as equal
 
@@ -73,11 +73,7 @@ def _gap_clause(winner: StudyRow, loser: StudyRow, comparison: Comparison | None
         if difference.low is not None:  # the interval of winner - loser (the comparison's is first - second)
             low, high = (difference.low, difference.high) if comparison.first == winner.arch else (-difference.high, -difference.low)
             spread = f"difference 95% CI {100 * low:+.1f} to {100 * high:+.1f} points, "
-        unstable = (
-            "; the samples differ by the McNemar test, but the difference is not stable across seeds at this number of repeats"
-            if not comparison.distinguishable and comparison.p_value < 0.05
-            else ""
-        )
+        unstable = f"; {UNSTABLE_DIFFERENCE}" if comparison.samples_differ_but_seeds_disagree else ""
         return (
             f"over {plural(difference.n, 'repeat')} paired by seed; {spread}{comparison.test}: p = {comparison.p_value:.2g}, "
             f"{plural(winner.test_samples, 'test sample')} each{unstable}",

@@ -7,6 +7,7 @@ written atomically (temporary name, then rename).
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -23,6 +24,7 @@ CHECKPOINT_VERSION = 2
 # The file a checkpoint is in inside each of a trial's `checkpoint_<n>/` folders.
 TRIAL_CHECKPOINT_FILE = "checkpoint.pth"
 REQUIRED_KEYS = {"version", "dataset", "arch", "hyperparams", "model"}
+EXPORTED_SUFFIXES = {".onnx": "ONNX", ".nir": "NIR"}  # what study.export writes beside a checkpoint
 
 
 def save_checkpoint(path: Path, model: nn.Module, *, dataset: str, arch: str, hp: Hyperparams, **extra) -> None:
@@ -44,10 +46,16 @@ def read_checkpoint(path: Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"No checkpoint file at {path}.")
+    if path.suffix in EXPORTED_SUFFIXES:
+        raise UserError(f"{path} is a model exported as {EXPORTED_SUFFIXES[path.suffix]}; give the best.pth beside it.")
+    if path.stat().st_size == 0:
+        raise UserError(f"{path} is empty: not a snn-study checkpoint.")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols of files it then refuses anyway
+            warnings.simplefilter("ignore", UserWarning)
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise UserError(f"{path} is not a snn-study checkpoint that can be loaded safely ({error}).") from None
+        raise UserError(f"{path} is not a snn-study checkpoint that can be loaded safely ({load_failure(error)}).") from None
     if not isinstance(payload, dict) or not REQUIRED_KEYS <= set(payload):
         raise UserError(f"{path} is not a snn-study checkpoint (expected keys {sorted(REQUIRED_KEYS)}).")
     if payload["version"] != CHECKPOINT_VERSION:
@@ -55,6 +63,16 @@ def read_checkpoint(path: Path) -> dict:
             f"{path} has checkpoint layout version {payload['version']}; this snn-study reads version {CHECKPOINT_VERSION}."
         )
     return payload
+
+
+def load_failure(error: Exception) -> str:
+    """torch.load's reason in one clause: its weights-only message goes on to suggest `weights_only=False`
+    and filing an issue with PyTorch, neither of which helps with a file that is not a checkpoint."""
+    text = " ".join(str(error).split())
+    _, found, reason = text.partition("WeightsUnpickler error:")
+    if found:
+        return "torch.load refused it: " + reason.split(" Check the documentation")[0].strip()
+    return text or f"torch.load raised {type(error).__name__}"
 
 
 def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:

@@ -17,7 +17,7 @@ from study.loop import EPOCH_METRICS, LAYER_RATE, pick_device
 from study.registry import ARCHITECTURES, DATASETS
 from study.repeats import with_repeats
 from study.storage import write_text
-from study.summary import FAILED_TO_LEARN, SUMMARY_FILE, Architecture, BestModel, Summary, TrialRecord, TrialStatus, json_number
+from study.summary import FAILED_TO_LEARN, SUMMARY_FILE, UNSTABLE_DIFFERENCE, Architecture, BestModel, Summary, TrialRecord, TrialStatus, json_number
 
 
 def rank_key(metrics: dict) -> tuple[float, float]:
@@ -193,10 +193,13 @@ def results_table(summary: Summary, top: int = 10) -> str:
     for architecture in summary.architectures:
         lines += architecture_table(architecture, top)
     for comparison in summary.comparisons:
+        difference = comparison.difference
+        spread = "" if difference.low is None else f"95% CI {100 * difference.low:+.1f} to {100 * difference.high:+.1f} over {difference.n} seeds, "
         verdict = "distinguishable" if comparison.distinguishable else "indistinguishable at this sample size"
+        unstable = f"; {UNSTABLE_DIFFERENCE}" if comparison.samples_differ_but_seeds_disagree else ""
         lines.append(
-            f"{comparison.first} - {comparison.second}: {100 * comparison.difference.mean:+.1f} points of test accuracy "
-            f"({verdict}; {comparison.test}: p = {comparison.p_value:.3g})"
+            f"{comparison.first} - {comparison.second}: {100 * difference.mean:+.1f} points of test accuracy "
+            f"({spread}{verdict}; {comparison.test}: p = {comparison.p_value:.3g}{unstable})"
         )
     lines.append(f"Summary: {summary.experiment}/{SUMMARY_FILE}")
     return "\n".join(lines)

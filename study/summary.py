@@ -100,6 +100,9 @@ class Architecture:
         return [trial for trial in self.trials if trial.status == status]
 
 
+UNSTABLE_DIFFERENCE = "the samples differ by the McNemar test, but the difference is not stable across seeds at this number of repeats"
+
+
 @dataclass(frozen=True)
 class Comparison:
     """Two architectures' repeats on the same test samples (study.statistics.compare)."""
@@ -111,6 +114,11 @@ class Comparison:
     discordant: tuple[int, int]  # test samples only the first got right, only the second
     p_value: float
     distinguishable: bool  # False: "indistinguishable at this sample size"
+
+    @property
+    def samples_differ_but_seeds_disagree(self) -> bool:
+        """McNemar finds the test samples differ, yet the interval over seeds holds zero: two questions, two answers."""
+        return not self.distinguishable and self.p_value < 0.05
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,20 @@ def hand_experiment(trials: list[Trial]) -> Experiment:
     return Experiment("hand", Path("hand"), {"data_dir": "data"}, summary, summary.architectures[0], tuple(trials), Path("best.pth"))
 
 
+def test_a_comparison_folder_gets_one_report_named_after_it_and_separate_folders_are_joined(tmp_path):
+    from analysis.report import report_folder
+
+    def architecture_of(folder: str, arch: str) -> Experiment:
+        summary = hand_summary("nmnist", arch, [], hand_best())
+        return Experiment(f"{folder}-{arch}", tmp_path / "results" / folder, {}, summary, summary.architectures[0], (), Path("best.pth"))
+
+    comparison = [architecture_of("nmnist-cnn-scnn", "cnn"), architecture_of("nmnist-cnn-scnn", "scnn")]
+    assert report_folder(comparison, None, tmp_path / "reports") == tmp_path / "reports" / "nmnist-cnn-scnn"
+    separate = [architecture_of("mnist-cnn", "cnn"), architecture_of("nmnist-scnn", "scnn")]
+    assert report_folder(separate, None, tmp_path / "reports") == tmp_path / "reports" / "mnist-cnn+nmnist-scnn"
+    assert report_folder(separate, "mine", tmp_path / "reports") == tmp_path / "reports" / "mine"
+
+
 # ---------------------------------------------------------------- Pareto front
 
 

@@ -39,6 +39,8 @@ def prepared(tmp_path_factory, data_root) -> Path:
     """A folder with a file where folders are expected, checkpoints that cannot be used, and broken experiments."""
     folder = tmp_path_factory.mktemp("bad-inputs")
     (folder / "a-file").write_text("not a folder")
+    (folder / "empty.pth").write_bytes(b"")
+    (folder / "best.onnx").write_bytes(b"\x08\x07")  # what study.export writes beside best.pth
     for name, steps in (("no-steps", 0), ("negative-steps", -3)):
         hp = Hyperparams(num_steps=4)
         save_checkpoint(folder / f"{name}.pth", build_model("nmnist", "scnn", hp), dataset="nmnist", arch="scnn", hp=Hyperparams(num_steps=steps))
@@ -90,7 +92,9 @@ EVALUATE = [
     (["missing.pth"], "No checkpoint file at missing.pth"),
     (["no-steps.pth"], "no-steps.pth holds a hyperparameter no model can be built with: num_steps=0: it must be a whole number of at least 1."),
     (["negative-steps.pth"], "num_steps=-3: it must be a whole number of at least 1."),
-    (["a-file"], "a-file is not a snn-study checkpoint that can be loaded safely"),
+    (["a-file"], "a-file is not a snn-study checkpoint that can be loaded safely (torch.load refused it: Unsupported operand 110)."),
+    (["empty.pth"], "empty.pth is empty: not a snn-study checkpoint."),
+    (["best.onnx"], "best.onnx is a model exported as ONNX; give the best.pth beside it."),
     (["no-steps.pth", "--test-limit", "0"], "--test-limit: must be a whole number of at least 1, not 0"),
 ]
 
@@ -158,10 +162,10 @@ def test_a_report_label_too_long_for_a_folder_is_refused(tmp_path):
 
     from study.errors import UserError
 
-    experiments = [SimpleNamespace(name="study-a")]
+    experiments = [SimpleNamespace(name="study-a", path=tmp_path / "study-a")]
     with pytest.raises(UserError, match="--label is 300 characters long: it names a folder under --out-dir, so use at most 100"):
         report.report_folder(experiments, LONG_NAME, tmp_path)
-    many = [SimpleNamespace(name=f"{'x' * 60}-{index}") for index in range(3)]  # their default label is too long too
+    many = [SimpleNamespace(name=f"{'x' * 60}-{index}", path=tmp_path / f"{'x' * 60}-{index}") for index in range(3)]  # their default label is too long too
     with pytest.raises(UserError, match="The default --label"):
         report.report_folder(many, None, tmp_path)
     assert report.report_folder(experiments, None, tmp_path) == tmp_path.resolve() / "study-a"

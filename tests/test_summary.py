@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -97,3 +98,16 @@ def test_the_results_table_shows_the_energy_of_an_energy_aware_search():
     assert "energy nJ" in lines[1]
     assert " 4200 " in lines[2] and lines[3].split()[-2] == "-"  # trial b reported no estimate
     assert "energy nJ" not in architecture_table(a_summary().architectures[0], top=10)[1]  # accuracy alone: no column
+
+
+def test_the_results_table_states_the_difference_interval_and_when_the_two_tests_disagree():
+    from study.outcome import results_table
+
+    summary = a_summary()
+    line = next(line for line in results_table(summary).splitlines() if line.startswith("scnn - cnn"))
+    low, high = summary.comparisons[0].difference.low, summary.comparisons[0].difference.high
+    assert f"95% CI {100 * low:+.1f} to {100 * high:+.1f} over 2 seeds" in line and "indistinguishable" in line
+    assert "not stable across seeds" not in line  # McNemar agrees (p = 0.22)
+    disagreeing = dataclasses.replace(summary, comparisons=(dataclasses.replace(summary.comparisons[0], p_value=0.01),))
+    line = next(line for line in results_table(disagreeing).splitlines() if line.startswith("scnn - cnn"))
+    assert "indistinguishable" in line and "the samples differ by the McNemar test, but the difference is not stable across seeds" in line
