@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -101,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
                 raise UserError(f"Unknown architecture or data set {', '.join(unknown)}; valid: {', '.join(search_bench.ALL_ARCHS + search_bench.ALL_DATA)}.")
             return search_bench.main_search(args.trials, args.epochs, args.seed, archs, data, out)
         args.device = str(checked_device(args.device))
+        cores = os.cpu_count() or 1
+        if args.threads and args.threads > cores:  # torch allocates per thread: 99999 threads exhaust the memory
+            raise UserError(f"--threads {args.threads}: this machine has {cores} CPU cores; give at most {cores}.")
     except UserError as error:
         return print_error(error)
     if args.threads:

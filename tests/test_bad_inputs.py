@@ -70,6 +70,8 @@ RUN = [
     (["nmnist", "--name", LONG_NAME], "--name is 300 characters long: it names a folder under --storage, so use at most 100."),
     (["nmnist", "--checkpoints-dir", "a-file"], "a-file is a file; it must be a folder"),
     (["nmnist", "--checkpoints-dir", "a-file/inside"], "lies inside"),
+    (["nmnist", "--data-dir", "a-file/inside"], "--data-dir"),
+    (["nmnist", "--data-dir", "/proc/no-data-here"], "--data-dir /proc/no-data-here/synthetic cannot be written: /proc refuses new files"),
     (["nmnist", "--address", f"127.0.0.1:{closed_port()}"], "nothing answers there"),
     (["nmnist", "--address", "127.0.0.1:port"], "'port' is not a port"),
     (["nmnist", "--arch", "scnn", "--fix", "num_steps=0"], "--fix: num_steps=0: it must be a whole number of at least 1."),
@@ -80,7 +82,7 @@ RUN = [
 
 @pytest.mark.parametrize("argv, says", RUN, ids=[" ".join(argv)[:40] for argv, _ in RUN])
 def test_study_run_refuses_bad_input_before_writing_anything(argv, says, workspace, capsys):
-    args = [*argv, "--synthetic", "--data-dir", "data", "--storage", "results-run"]
+    args = [*argv, "--synthetic", *([] if "--data-dir" in argv else ["--data-dir", "data"]), "--storage", "results-run"]
     assert exit_status(study_run.main, args) == 2
     assert says in " ".join(capsys.readouterr().err.split())
     assert not (workspace / "results-run").exists() or not list((workspace / "results-run").iterdir())
@@ -112,6 +114,7 @@ BENCH = [
     (["--search", "--out", "a-file/x.json"], "a-file is a file; it must be a folder"),
     (["--search", "--archs", "cnn,transformer"], "Unknown architecture or data set transformer"),
     (["--threads", "0"], "--threads: must be a whole number of at least 1, not 0"),
+    (["--threads", "99999"], "--threads 99999: this machine has"),
     (["--search", "--seed", "-1"], "--seed: must be a whole number from 0 to 2147483647, not -1"),
 ]
 

@@ -8,6 +8,7 @@ from study.data.events import event_store
 from study.data.synthetic import ensure_synthetic
 from study.errors import UserError
 from study.registry import DATASETS
+from study.writable import check_writable_folder
 
 
 def prepare_data(settings: StudySettings, splits: tuple[bool, ...] = (True, False)) -> None:
@@ -22,6 +23,8 @@ def prepare_data(settings: StudySettings, splits: tuple[bool, ...] = (True, Fals
     for folder in (settings.data_dir, root):
         if folder.exists() and not folder.is_dir():
             raise UserError(f"--data-dir: {folder} is a file; the data folder must be a folder (it is created if absent).")
+    if not root.exists():  # it is created, so it must be creatable; an existing one may be read-only and prepared
+        check_writable_folder(root, "--data-dir")
     if not settings.synthetic and is_synthetic(root):
         raise UserError(f"{root} holds synthetic data; use --synthetic with it, or point --data-dir at real data.")
     if settings.synthetic:
