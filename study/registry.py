@@ -97,6 +97,24 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+# The Hyperparams fields the training loop reads for every architecture.
+TRAINING = frozenset({"lr", "batch_size", "optimizer", "momentum", "weight_decay"})
+
+
+def hyperparams_of(dataset: str, arch: str) -> frozenset[str]:
+    """The Hyperparams fields a trial of `arch` on `dataset` reads: the loop's, the model's and the input's
+    (study.loop.input_adapter: time steps and the static-image encoding for spiking models, event frames'
+    size, the CNN's stacked time bins)."""
+    source = lookup(DATASETS, dataset, "dataset").source
+    model_class = lookup(ARCHITECTURES, arch, "architecture")
+    names = set(TRAINING | model_class.hyperparams)
+    if model_class.spiking:
+        names |= {"num_steps"} | ({"encoding"} if source.kind == "static" else set())
+    if source.kind == "events":
+        names |= {"frame_size"} | (set() if model_class.spiking else {"time_bins"})
+    return frozenset(names)
+
+
 def model_input_shape(dataset: str, arch: str, hp: Hyperparams) -> tuple[int, int, int]:
     """`[C, H, W]` of what `arch` takes on `dataset`: one time step's frame for spiking models."""
     source = lookup(DATASETS, dataset, "dataset").source

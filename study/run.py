@@ -199,7 +199,7 @@ def interpret(args: argparse.Namespace) -> Invocation:
         max_failures=args.max_failures,
         checkpoints_dir=(args.checkpoints_dir or DEFAULT_CHECKPOINTS_DIR).resolve(),
         preset=args.preset,
-        fixed=fixed_values(args.dataset, args.preset, args.fix),
+        fixed=fixed_values(args.dataset, args.preset, args.fix, tuple(archs)),
         archs=archs,
         repeats=chosen["repeats"],
     )

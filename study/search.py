@@ -12,7 +12,7 @@ from typing import Any
 from study.config import Hyperparams, StudySettings
 from study.errors import UserError, lookup
 from study.ranges import check_hyperparams
-from study.registry import PRESETS, SEARCH_SPACES, build_model
+from study.registry import ARCHITECTURES, PRESETS, SEARCH_SPACES, build_model, hyperparams_of
 
 TRUE, FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
 
@@ -35,8 +35,9 @@ def parse_value(name: str, text: str) -> Any:
         raise UserError(f"--fix {name}={text}: {name} takes {KIND_WORDS[kind]} ({error}).") from None
 
 
-def fixed_values(dataset: str, preset: str | None, fixes: list[str]) -> dict:
-    """The hyperparameters the study fixes: the preset's, then each `--fix NAME=VALUE` (which wins)."""
+def fixed_values(dataset: str, preset: str | None, fixes: list[str], archs: tuple[str, ...] = tuple(ARCHITECTURES)) -> dict:
+    """The hyperparameters the study fixes: the preset's, then each `--fix NAME=VALUE` (which wins).
+    A `--fix` that no architecture of the study reads is refused: it would change nothing, silently."""
     fixed = {}
     if preset is not None:
         ours = {name: entry for name, entry in PRESETS.items() if entry.dataset == dataset}
@@ -48,13 +49,25 @@ def fixed_values(dataset: str, preset: str | None, fixes: list[str]) -> dict:
         name, equals, text = fix.partition("=")
         if not equals or not name:
             raise UserError(f"--fix {fix!r}: write NAME=VALUE, e.g. --fix readout=membrane_max.")
-        fixed[name.strip()] = parse_value(name.strip(), text.strip())
+        name = name.strip()
+        fixed[name] = parse_value(name, text.strip())
+        if not any(name in hyperparams_of(dataset, arch) for arch in archs):
+            readers = [arch for arch in ARCHITECTURES if name in hyperparams_of(dataset, arch)]
+            verb = "reads" if len(readers) == 1 else "read"
+            where = f"only {' and '.join(readers)} on {dataset} {verb} it" if readers else f"no architecture reads it on {dataset}"
+            raise UserError(f"--fix {fix}: {name} does not apply to {' or '.join(archs)} ({where}), so fixing it would change nothing.")
     return fixed
+
+
+def fixed_for(settings: StudySettings, fixed: dict) -> dict:
+    """The fixed values one architecture's trials read: a comparison's --fix beta=0.9 is not in its CNN's configs."""
+    applies = hyperparams_of(settings.dataset, settings.arch)
+    return {name: value for name, value in fixed.items() if name in applies}
 
 
 def space_of(settings: StudySettings, fixed: dict):
     """The define-by-run function Optuna calls: the study's space with its fixed values bound."""
-    return functools.partial(SEARCH_SPACES[(settings.dataset, settings.arch)].define, fixed=dict(fixed))
+    return functools.partial(SEARCH_SPACES[(settings.dataset, settings.arch)].define, fixed=fixed_for(settings, fixed))
 
 
 def first_trial(settings: StudySettings, fixed: dict) -> dict:
@@ -66,6 +79,7 @@ def first_trial(settings: StudySettings, fixed: dict) -> dict:
     import optuna
 
     wanted = SEARCH_SPACES[(settings.dataset, settings.arch)].first_trial
+    fixed = fixed_for(settings, fixed)
     with quiet_optuna():
         study = optuna.create_study()
         study.enqueue_trial({name: value for name, value in wanted.items() if name not in fixed}, skip_if_exists=False)

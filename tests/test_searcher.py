@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from pathlib import Path
 
 import optuna
@@ -9,10 +11,11 @@ import pytest
 from optuna.trial import TrialState
 
 from search_spaces.common import LEARNING_RATES
-from study.config import StudySettings
+from study.config import Hyperparams, StudySettings
 from study.errors import UserError
 from study.search import check_search, first_trial, fixed_values, space_of
 from study.loop import above_chance
+from study.registry import SEARCH_SPACES, hyperparams_of
 from study.searcher import FAILED_ATTRIBUTE, STUDY_NAME, StudySearch, journal_storage
 from study.tuning import TunePlan, sampler, startup_trials
 
@@ -130,6 +133,40 @@ def test_fixed_values_are_not_searched_and_reach_every_trial():
         assert config.items() >= fixed.items()
         study.tell(trial, 0.0)
     assert first_trial(SETTINGS, fixed).keys().isdisjoint(fixed)
+
+
+def test_a_comparisons_fixed_values_reach_only_the_architectures_that_read_them():
+    fixed = fixed_values("nmnist", "nmnist-csnn", ["beta=0.9", "time_bins=4"], ("cnn", "scnn"))
+    cnn, scnn = (dataclasses.replace(SETTINGS, arch=arch) for arch in ("cnn", "scnn"))
+    cnn_config, scnn_config = check_search(cnn, fixed), check_search(scnn, fixed)
+    assert cnn_config["time_bins"] == 4 and "beta" not in cnn_config and "num_steps" not in cnn_config
+    assert scnn_config["beta"] == 0.9 and scnn_config["num_steps"] == 16 and "time_bins" not in scnn_config
+    assert cnn_config["blocks"] == scnn_config["blocks"] == 2  # the preset's capacity: the same for both
+
+
+@pytest.mark.parametrize(
+    "dataset, archs, fix, says",
+    [
+        ("mnist", ("cnn",), "beta=0.5", "--fix beta=0.5: beta does not apply to cnn (only scnn and slstm on mnist read it)"),
+        ("nmnist", ("cnn", "scnn"), "hidden=64", "hidden does not apply to cnn or scnn (only slstm on nmnist reads it)"),
+        ("mnist", ("cnn", "scnn", "slstm"), "time_bins=4", "no architecture reads it on mnist"),
+    ],
+)
+def test_a_fix_that_no_architecture_of_the_study_reads_is_refused(dataset, archs, fix, says):
+    with pytest.raises(UserError, match=re.escape(says)):
+        fixed_values(dataset, None, [fix], archs)
+
+
+def test_every_searched_and_every_hyperparameter_is_read_by_some_architecture():
+    every = set().union(*(hyperparams_of(dataset, arch) for dataset, arch in SEARCH_SPACES))
+    assert every == {field.name for field in dataclasses.fields(Hyperparams)}
+    for (dataset, arch), space in SEARCH_SPACES.items():
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        for _ in range(20):
+            trial = study.ask()
+            constants = space.define(trial, fixed={})
+            assert set(trial.params) | set(constants) <= hyperparams_of(dataset, arch), (dataset, arch)
+            study.tell(trial, 0.0)
 
 
 def test_a_fixed_optimizer_drops_the_first_trials_learning_rate_of_another():

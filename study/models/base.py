@@ -32,6 +32,9 @@ class Model(nn.Module, metaclass=ABCMeta):
 
     spiking: ClassVar[bool]
     channels_last: ClassVar[bool]  # trained in torch.channels_last (faster with oneDNN where it measured so)
+    # The Hyperparams fields the model reads (the training loop's and the input's are added by
+    # study.registry.hyperparams_of): a value fixed for another architecture never reaches this one's trials.
+    hyperparams: ClassVar[frozenset[str]]
 
     @abstractmethod
     def run(self, x: torch.Tensor) -> Output:

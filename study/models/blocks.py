@@ -18,6 +18,8 @@ from study.models.common import fold_time
 # Channels of each block at width 1: the seed's 12 and 32, then doubling, at most 128.
 CHANNELS = (12, 32, 64, 128, 128, 128)
 POOLING = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
+# The Hyperparams fields conv_blocks reads.
+CAPACITY = frozenset({"blocks", "width", "kernel_size", "batch_norm", "pooling"})
 
 
 def block_channels(hp: Hyperparams) -> list[int]:

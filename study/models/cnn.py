@@ -7,7 +7,7 @@ from torch import nn
 
 from study.config import Hyperparams
 from study.models.base import ConventionalModel
-from study.models.blocks import conv_blocks
+from study.models.blocks import CAPACITY, conv_blocks
 from study.models.common import Output, flat_features
 
 
@@ -28,6 +28,7 @@ class CNN(ConventionalModel):
     """`blocks` x (conv - [BatchNorm] - pool - ReLU), then linear. Takes `[B, C, H, W]`."""
 
     channels_last = True  # oneDNN's preferred layout: training step 2.2x faster on CPU (see docs/benchmarks.md)
+    hyperparams = CAPACITY | {"dropout"}
 
     def __init__(self, input_shape: tuple[int, int, int], num_classes: int, hp: Hyperparams):
         super().__init__()

@@ -20,6 +20,10 @@ from study.errors import lookup
 from study.models.lif_scan import RESETS, Surrogate, leaky_scan
 
 
+# The Hyperparams fields leaky and spike_grad read.
+NEURON = frozenset({"beta", "threshold", "surrogate", "slope", "learn_beta", "learn_threshold", "reset"})
+
+
 def untracked(neuron: SpikingNeuron) -> SpikingNeuron:
     """Take `neuron` off snnTorch's global instance list (see the module docstring)."""
     SpikingNeuron.instances[:] = [other for other in SpikingNeuron.instances if other is not neuron]

@@ -11,10 +11,10 @@ from torch import nn
 
 from study.config import Hyperparams
 from study.models.base import ExplainedSpikes, SpikingModel
-from study.models.blocks import conv_blocks
+from study.models.blocks import CAPACITY, conv_blocks
 from study.models.calibration import HIDDEN_RATE, Calibration, fit_gain, scale_affine
 from study.models.common import Output, flat_features, fold_time
-from study.models.neurons import leaky, leaky_over_time
+from study.models.neurons import NEURON, leaky, leaky_over_time
 from study.models.readout import OutputLayer
 
 
@@ -22,6 +22,7 @@ class SpikingCNN(SpikingModel):
     """`blocks` x (conv - [BatchNorm] - pool - LIF), then linear to `num_classes x population` output neurons."""
 
     channels_last = True  # oneDNN's preferred layout: training step 1.2-1.3x faster on CPU (see docs/benchmarks.md)
+    hyperparams = CAPACITY | NEURON | {"dropout", "population", "readout"}
 
     def __init__(self, input_shape: tuple[int, int, int], num_classes: int, hp: Hyperparams):
         super().__init__()

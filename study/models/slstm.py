@@ -13,7 +13,7 @@ from study.config import Hyperparams
 from study.models.base import ExplainedSpikes, SpikingModel
 from study.models.calibration import HIDDEN_RATE, Calibration, fit_threshold
 from study.models.common import Output, fold_time
-from study.models.neurons import leaky, spike_grad, untracked
+from study.models.neurons import NEURON, leaky, spike_grad, untracked
 from study.models.readout import OutputLayer
 
 CONV_CHANNELS = 16
@@ -25,6 +25,7 @@ class SpikingLSTM(SpikingModel):
 
     # SConv2dLSTM convolves one time step at a time; channels-last measured 4.5x slower there.
     channels_last = False
+    hyperparams = NEURON | {"dropout", "population", "readout", "hidden", "lstm_threshold"}
 
     def __init__(self, input_shape: tuple[int, int, int], num_classes: int, hp: Hyperparams):
         super().__init__()
