@@ -62,6 +62,22 @@ def check_reachable(address: str | None) -> None:
         ) from None
 
 
+def check_dashboard_host(address: str | None, host: str) -> None:
+    """A UserError unless the dashboard of a cluster started here can listen on `host` (Ray would try
+    50 ports for a minute, then print a traceback); joining a cluster (`address`) starts no dashboard."""
+    if address:
+        return
+    try:
+        family = socket.getaddrinfo(host, None)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((host, 0))
+    except OSError as error:
+        raise UserError(
+            f"--dashboard-host {host}: the Ray dashboard cannot listen there ({error.strerror or error}); give an "
+            f"address of this machine: 127.0.0.1 (private, the default) or 0.0.0.0 (every interface)."
+        ) from None
+
+
 def connect_ray(address: str | None, dashboard_host: str) -> None:
     """Join a cluster, or start a local Ray with its dashboard (an already running Ray is reused)."""
     import ray

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from study.cli import check_folder_name, count, gpu_share, print_error, retries, seed, share
-from study.cluster import check_reachable, connect_ray, trial_resources, use_token_to_join
+from study.cluster import check_dashboard_host, check_reachable, connect_ray, trial_resources, use_token_to_join
 from study.config import OBJECTIVES, StudySettings
 from study.data.prepare import prepare_data
 from study.driver_signals import interrupt, signal_handlers, tune_stops_on_sigterm
@@ -369,6 +369,7 @@ def _run_study(
     for arch in invocation.archs:
         check_search(dataclasses.replace(settings, arch=arch), invocation.fixed)
     check_reachable(address)
+    check_dashboard_host(address, dashboard_host)
     prepare_data(settings)
     connect_ray(address, dashboard_host)
     if threading.current_thread() is threading.main_thread():  # ray.init installed its own, which exits with no word

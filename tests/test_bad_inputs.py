@@ -74,6 +74,7 @@ RUN = [
     (["nmnist", "--data-dir", "/proc/no-data-here"], "--data-dir /proc/no-data-here/synthetic cannot be written: /proc refuses new files"),
     (["nmnist", "--address", f"127.0.0.1:{closed_port()}"], "nothing answers there"),
     (["nmnist", "--address", "127.0.0.1:port"], "'port' is not a port"),
+    (["nmnist", "--dashboard-host", "999.1.1.1"], "--dashboard-host 999.1.1.1: the Ray dashboard cannot listen there"),
     (["nmnist", "--arch", "scnn", "--fix", "num_steps=0"], "--fix: num_steps=0: it must be a whole number of at least 1."),
     (["nmnist", "--fix", "lr=-1"], "--fix: lr=-1.0: it must be a positive number."),
     (["nmnist", "--fix", "lr=nan"], "--fix: lr=nan is not a finite number."),
