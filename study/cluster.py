@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 from pathlib import Path
@@ -68,7 +69,9 @@ def check_dashboard_host(address: str | None, host: str) -> None:
     if address:
         return
     try:
-        family = socket.getaddrinfo(host, None)[0][0]
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        if not _is_address(host):  # a name: resolved the way Ray's server will resolve it
+            family = socket.getaddrinfo(host, None)[0][0]
         with socket.socket(family, socket.SOCK_STREAM) as probe:
             probe.bind((host, 0))
     except OSError as error:
@@ -76,6 +79,14 @@ def check_dashboard_host(address: str | None, host: str) -> None:
             f"--dashboard-host {host}: the Ray dashboard cannot listen there ({error.strerror or error}); give an "
             f"address of this machine: 127.0.0.1 (private, the default) or 0.0.0.0 (every interface)."
         ) from None
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def connect_ray(address: str | None, dashboard_host: str) -> None:
