@@ -24,7 +24,7 @@ CHECKPOINT_VERSION = 2
 # The file a checkpoint is in inside each of a trial's `checkpoint_<n>/` folders.
 TRIAL_CHECKPOINT_FILE = "checkpoint.pth"
 REQUIRED_KEYS = {"version", "dataset", "arch", "hyperparams", "model"}
-EXPORTED_SUFFIXES = {".onnx": "ONNX", ".nir": "NIR"}  # what study.export writes beside a checkpoint
+EXPORT_SUFFIXES = {True: ".nir", False: ".onnx"}  # spiking -> what study.export writes beside a checkpoint
 
 
 def save_checkpoint(path: Path, model: nn.Module, *, dataset: str, arch: str, hp: Hyperparams, **extra) -> None:
@@ -46,8 +46,8 @@ def read_checkpoint(path: Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"No checkpoint file at {path}.")
-    if path.suffix in EXPORTED_SUFFIXES:
-        raise UserError(f"{path} is a model exported as {EXPORTED_SUFFIXES[path.suffix]}; give the best.pth beside it.")
+    if path.suffix in EXPORT_SUFFIXES.values():
+        raise UserError(f"{path} is a model exported as {path.suffix[1:].upper()}; give the best.pth beside it.")
     if path.stat().st_size == 0:
         raise UserError(f"{path} is empty: not a snn-study checkpoint.")
     try:

@@ -69,10 +69,7 @@ def check_dashboard_host(address: str | None, host: str) -> None:
     if address:
         return
     try:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        if not _is_address(host):  # a name: resolved the way Ray's server will resolve it
-            family = socket.getaddrinfo(host, None)[0][0]
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
+        with socket.socket(_address_family(host), socket.SOCK_STREAM) as probe:
             probe.bind((host, 0))
     except OSError as error:
         raise UserError(
@@ -81,12 +78,12 @@ def check_dashboard_host(address: str | None, host: str) -> None:
         ) from None
 
 
-def _is_address(host: str) -> bool:
+def _address_family(host: str) -> int:
+    """AF_INET or AF_INET6; a literal address needs no name lookup (a machine without DNS still binds 127.0.0.1)."""
     try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
+        return socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    except ValueError:  # a name: resolved as Ray's server will resolve it (socket.gaierror is an OSError)
+        return socket.getaddrinfo(host, None)[0][0]
 
 
 def connect_ray(address: str | None, dashboard_host: str) -> None:

@@ -79,7 +79,6 @@ def first_trial(settings: StudySettings, fixed: dict) -> dict:
     import optuna
 
     wanted = SEARCH_SPACES[(settings.dataset, settings.arch)].first_trial
-    fixed = fixed_for(settings, fixed)
     with quiet_optuna():
         study = optuna.create_study()
         study.enqueue_trial({name: value for name, value in wanted.items() if name not in fixed}, skip_if_exists=False)

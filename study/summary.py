@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from study.errors import UserError
-from study.statistics import Interval
+from study.statistics import CONFIDENCE, Interval
 
 SUMMARY_FILE = "summary.json"
 # Bump when a field changes meaning or goes away. Files written before the field existed are version 1.
@@ -118,7 +118,7 @@ class Comparison:
     @property
     def samples_differ_but_seeds_disagree(self) -> bool:
         """McNemar finds the test samples differ, yet the interval over seeds holds zero: two questions, two answers."""
-        return not self.distinguishable and self.p_value < 0.05
+        return not self.distinguishable and self.p_value < 1 - CONFIDENCE
 
 
 @dataclass(frozen=True)

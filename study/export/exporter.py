@@ -16,7 +16,7 @@ from pathlib import Path
 import nir
 import torch
 
-from study.checkpoint import load_model
+from study.checkpoint import EXPORT_SUFFIXES, load_model
 from study.config import Hyperparams
 from study.export import nir_reader
 from study.export.nir_graph import OUTPUT_LAYER, folded_copy, nir_graph
@@ -26,7 +26,6 @@ from study.models.common import OUTPUT_SPIKES
 from study.registry import ARCHITECTURES, DATASETS, model_input_shape
 from study.writable import check_writable_file
 
-SUFFIXES = {True: ".nir", False: ".onnx"}  # spiking -> suffix
 CHECK_BATCH, CHECK_SEED = 4, 0
 # Output membranes agree to float32 rounding: BatchNorm and the input scale are folded into weights, so sums round differently.
 MEMBRANE_RTOL, MEMBRANE_ATOL = 1e-4, 1e-5
@@ -46,12 +45,12 @@ class Exported:
 def exported_path(checkpoint: Path, arch: str, out_dir: Path | None) -> Path:
     """`<out_dir or the checkpoint's folder>/<checkpoint stem>.nir|.onnx`, e.g. checkpoints/NAME/scnn/best.nir."""
     folder = Path(out_dir) if out_dir is not None else Path(checkpoint).parent
-    return folder / (Path(checkpoint).stem + SUFFIXES[ARCHITECTURES[arch].spiking])
+    return folder / (Path(checkpoint).stem + EXPORT_SUFFIXES[ARCHITECTURES[arch].spiking])
 
 
 def exported_files(checkpoint: Path) -> list[Path]:
     """The exports that exist beside a checkpoint (what `python -m study.export CHECKPOINT` wrote there)."""
-    return [path for suffix in SUFFIXES.values() if (path := Path(checkpoint).with_suffix(suffix)).is_file()]
+    return [path for suffix in EXPORT_SUFFIXES.values() if (path := Path(checkpoint).with_suffix(suffix)).is_file()]
 
 
 @contextlib.contextmanager
