@@ -51,6 +51,7 @@ class StudyRow:
     saw: str = ""  # what its input was, in words
     repeats: int = 0  # trainings of the best configuration with new seeds
     repeat_acc: Interval | None = None  # their test accuracy: mean, std, 95% CI
+    repeats_caveat: str = ""  # repeats lost or silent (study.summary.Architecture.repeats_caveat)
     output_silent: bool = False  # the best model emitted no output spike on the test split
     experiment: str = ""  # the experiment folder it belongs to (pairs within one folder have a paired test)
 
@@ -86,17 +87,21 @@ def study_row(experiment: Experiment, operations: OperationCount, hp: Hyperparam
         saw=experiment.architecture.saw,
         repeats=len(experiment.architecture.repeats),
         repeat_acc=experiment.architecture.test_acc,
+        repeats_caveat=experiment.architecture.repeats_caveat(),
         output_silent=best.output_silent,
         experiment=str(experiment.path),
     )
 
 
-def interval_cell(interval: Interval | None, repeats: int) -> str:
+def interval_cell(interval: Interval | None, repeats: int, caveat: str = "") -> str:
     if interval is None:
-        return "-"
+        return f"- ({caveat})" if caveat else "-"
+    caveat = f"; {caveat}" if caveat else ""
+    if interval.alike:
+        return f"{100 * interval.mean:.1f}% (all {repeats} repeats alike{caveat})"
     if interval.low is None:
-        return f"{100 * interval.mean:.1f}% (1 repeat)"
-    return f"{100 * interval.mean:.1f}% ({100 * interval.low:.1f}-{100 * interval.high:.1f}, {repeats} repeats)"
+        return f"{100 * interval.mean:.1f}% (1 repeat{caveat})"
+    return f"{100 * interval.mean:.1f}% ({100 * interval.low:.1f}-{100 * interval.high:.1f}, {repeats} repeats{caveat})"
 
 
 def _percent(value: float | None) -> str:
@@ -116,7 +121,7 @@ COLUMNS: dict[str, Callable[[StudyRow], str]] = {
     "best val acc": lambda row: _percent(row.best_val_acc),
     "best val loss": lambda row: _number(".3f")(row.best_val_loss),
     "test acc": lambda row: _percent(row.test_acc) + (" (no output spike)" if row.output_silent else ""),
-    "repeats: test acc (95% CI)": lambda row: interval_cell(row.repeat_acc, row.repeats),
+    "repeats: test acc (95% CI)": lambda row: interval_cell(row.repeat_acc, row.repeats, row.repeats_caveat),
     "test loss": lambda row: _number(".3f")(row.test_loss),
     "parameters": lambda row: _number(",d")(row.parameters),
     "model bytes": lambda row: _number(",d")(row.model_bytes),

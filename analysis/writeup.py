@@ -56,10 +56,13 @@ def study_sentence(row: StudyRow) -> str:
     )
     if row.repeat_acc is not None:
         spread = ""
-        if row.repeat_acc.low is not None:
-            equal = row.repeat_acc.low == row.repeat_acc.high
-            spread = " (every repeat alike)" if equal else f" (95% CI {_percent(row.repeat_acc.low)}-{_percent(row.repeat_acc.high)})"
+        if row.repeat_acc.alike:
+            spread = " (every repeat alike: no interval)"
+        elif row.repeat_acc.low is not None:
+            spread = f" (95% CI {_percent(row.repeat_acc.low)}-{_percent(row.repeat_acc.high)})"
         sentence += f"; trained again with {plural(row.repeats, 'new seed')}, {_percent(row.repeat_acc.mean)} on average{spread}"
+    if row.repeats_caveat:
+        sentence += f" (repeats: {row.repeats_caveat})"
     if row.output_silent:
         sentence += ". **Its best model emitted no output spike on the test split**: its accuracy comes from the membrane tie-break alone"
     return sentence + "."
@@ -112,7 +115,7 @@ def comparison_sentence(first: StudyRow, second: StudyRow, comparison: Compariso
         scale = f"{ratio:.3g} times the" if ratio >= 1 else f"{1 / ratio:.3g} times less"
         sentence += (
             f"; the {winner.arch} at {scale} estimated energy per inference ({joules(winner.energy_pj)} against "
-            f"{joules(loser.energy_pj)}: {_ops(winner)} against {_ops(loser)}; arithmetic only, {winner.energy_table_name}, memory access not included)"
+            f"{joules(loser.energy_pj)}: {_ops(winner)} against {_ops(loser)}; arithmetic only, {winner.energy_table_name}; memory access and data movement, not included, can dominate)"
         )
     return sentence + "."
 

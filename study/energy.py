@@ -18,8 +18,11 @@ import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+import torch
+
 from study.errors import UserError
-from study.operations import OperationCount
+from study.loop import seeded
+from study.operations import OperationCount, count_operations
 
 
 @dataclass(frozen=True)
@@ -54,12 +57,30 @@ HOROWITZ_INT8 = EnergyTable(
 # Validation samples whose operations estimate a trial's energy per inference, each epoch, for --objective
 # accuracy,energy (study.trainable): the same samples every epoch, so the estimate follows the weights only.
 ENERGY_SAMPLES = 16
+
+
+def energy_inputs(val_set, adapt, device, seed: int) -> torch.Tensor:
+    """ENERGY_SAMPLES validation samples spread evenly over the split (which may be ordered by class), as model
+    input (a rate encoding drawn once, with `seed`)."""
+    spacing = max(1, len(val_set) // ENERGY_SAMPLES)
+    inputs, _ = val_set[list(range(0, len(val_set), spacing))[:ENERGY_SAMPLES]]
+    with seeded(seed, device):  # the rate encoding draws on the device: the training's stream stays as it was
+        return adapt(inputs.to(device))
+
+
+def estimated_energy(model, inputs: torch.Tensor) -> float:
+    """Energy per inference in pJ, 32-bit float arithmetic (the default table, HOROWITZ_FLOAT32)."""
+    return HOROWITZ_FLOAT32.energy_pj(count_operations(model.eval(), inputs))
+
+
 # What a table file must give: energy per operation kind, in picojoules.
 OPERATION_KINDS = ("mac_pj", "ac_pj", "membrane_update_pj")
 OMITTED = (
     "Memory access and data movement are not included: on real hardware they can cost more than the arithmetic "
     "(a 32-bit read from an 8 kB cache about 5 pJ, more than a MAC, and from DRAM hundreds of times more), so this "
-    "estimate compares arithmetic only."
+    "estimate compares arithmetic only. The snnTorch maintainers and hardware-aware studies (Dampfhoffer et al., "
+    "IEEE TETCI 2023; Lemaire et al., ICONIP 2022) warn that a spiking network's advantage in operations can vanish "
+    "once memory traffic is counted."
 )
 
 

@@ -4,8 +4,8 @@ One search picks its best trial on validation accuracy, from one seed: its test 
 and selecting the maximum over trials flatters it. The repeats train the chosen configuration from
 scratch K times with seeds the search never used, each tested once at its best validation epoch, so
 each architecture's test accuracy comes with a mean, a standard deviation and a 95% confidence
-interval; each pair of architectures, with the difference of their accuracies (paired by seed) and an
-exact McNemar test on the same test samples.
+interval; each pair of architectures, with the difference of their accuracies (paired by seed) and a
+paired test on the same test samples (study.statistics.compare).
 """
 
 from __future__ import annotations
@@ -66,14 +66,15 @@ def read_predictions(location: str) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(record["predicted"]), np.asarray(record["labels"])
 
 
-def with_statistics(architecture: Architecture, repeats: list[RepeatRecord]) -> Architecture:
+def with_statistics(architecture: Architecture, repeats: list[RepeatRecord], lost: int = 0) -> Architecture:
     repeats = sorted(repeats, key=lambda record: record.repeat)
     if not repeats:
-        return architecture
+        return dataclasses.replace(architecture, repeats_lost=lost)
     losses = [record.test_loss for record in repeats if record.test_loss is not None]
     return dataclasses.replace(
         architecture,
         repeats=tuple(repeats),
+        repeats_lost=lost,
         test_acc=mean_interval([record.test_acc for record in repeats], bounds=(0.0, 1.0)),
         test_loss=mean_interval(losses) if losses else None,
     )
@@ -99,11 +100,17 @@ def compared(first: Architecture, second: Architecture) -> Comparison | None:
 def with_repeats(architectures: dict[str, Architecture], repeated, max_epochs: int) -> tuple[dict[str, Architecture], tuple[Comparison, ...]]:
     """The architectures with their repeats' records and statistics, and every pair's comparison."""
     records: dict[str, list[RepeatRecord]] = {arch: [] for arch in architectures}
+    lost = dict.fromkeys(architectures, 0)
     for result in repeated:
+        arch = result.config[ARCH_KEY]
+        if arch not in records:
+            continue
         record = repeat_record(result, max_epochs)
-        if record is not None and result.config[ARCH_KEY] in records:
-            records[result.config[ARCH_KEY]].append(record)
-    updated = {arch: with_statistics(architecture, records[arch]) for arch, architecture in architectures.items()}
+        if record is None:
+            lost[arch] += 1
+        else:
+            records[arch].append(record)
+    updated = {arch: with_statistics(architecture, records[arch], lost[arch]) for arch, architecture in architectures.items()}
     comparisons = [compared(a, b) for a, b in itertools.combinations(updated.values(), 2)]
     return updated, tuple(comparison for comparison in comparisons if comparison is not None)
 

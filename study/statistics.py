@@ -17,9 +17,14 @@ class Interval:
 
     mean: float
     std: float | None  # sample standard deviation; None with one value
-    low: float | None  # CONFIDENCE interval of the mean; None with one value
+    low: float | None  # CONFIDENCE interval of the mean; None with one value, or when every value is the same
     high: float | None
     n: int
+
+    @property
+    def alike(self) -> bool:
+        """Several values, all the same: their spread is zero, so the t-interval would claim a certainty the data lack."""
+        return self.n > 1 and self.std == 0
 
     @property
     def half_width(self) -> float | None:
@@ -39,8 +44,8 @@ def mean_interval(values: list[float], confidence: float = CONFIDENCE, bounds: t
     if len(data) == 1:
         return Interval(mean, None, None, None, 1)
     std = float(data.std(ddof=1))
-    if std == 0:
-        return Interval(mean, 0.0, mean, mean, len(data))
+    if std == 0:  # no spread measured: no interval (a zero-width one would call any difference certain)
+        return Interval(mean, 0.0, None, None, len(data))
     low, high = stats.t.interval(confidence, len(data) - 1, loc=mean, scale=stats.sem(data))
     if bounds is not None:
         low, high = max(low, bounds[0]), min(high, bounds[1])
@@ -58,13 +63,18 @@ class PairedTest:
 
     @property
     def distinguishable(self) -> bool:
-        """The difference's interval excludes zero (with one repeat: the paired test is significant)."""
+        """The difference's interval excludes zero (without an interval: the paired test on the samples is significant)."""
         if self.difference.low is None:
             return self.p_value < 1 - CONFIDENCE
         return not self.difference.contains(0.0)
 
 
-MCNEMAR = "exact McNemar test (two-sided binomial test on the discordant test samples, pooled over repeats)"
+MCNEMAR = "exact McNemar test (two-sided binomial test on the discordant test samples)"
+SIGN_FLIP = (
+    "paired permutation test over the test samples (each sample's correctness averaged over the repeats, "
+    "first minus second, signs flipped at random: scipy.stats.permutation_test)"
+)
+PERMUTATIONS = 9_999
 
 
 def paired_difference(first: list[float], second: list[float], confidence: float = CONFIDENCE) -> Interval:
@@ -88,10 +98,32 @@ def mcnemar(first_correct: np.ndarray, second_correct: np.ndarray) -> tuple[tupl
     return (only_first, only_second), float(stats.binomtest(only_first, only_first + only_second, 0.5).pvalue)
 
 
+def sign_flip_test(first_correct: list[np.ndarray], second_correct: list[np.ndarray]) -> float:
+    """Two-sided p-value that two architectures get the same test samples right, from several repeats each.
+
+    The test sample is the unit: pooling the repeats' outcomes into one McNemar test would count every
+    sample once per repeat as if it were new, and so understate p. Each sample's difference, averaged
+    over the repeats, is symmetric about zero under the null hypothesis; scipy flips signs (exactly where
+    there are few discordant samples, else PERMUTATIONS times with a fixed seed, so p is reproducible)."""
+    difference = np.mean(first_correct, axis=0, dtype=float) - np.mean(second_correct, axis=0, dtype=float)
+    difference = difference[difference != 0]  # a tie is its own sign flip: it cannot move the sum
+    if len(difference) < 2:  # one discordant sample or none: every sign pattern is as extreme
+        return 1.0
+    result = stats.permutation_test(
+        (difference,), np.sum, permutation_type="samples", n_resamples=PERMUTATIONS, random_state=0, vectorized=True, batch=2_000
+    )
+    return float(result.pvalue)
+
+
 def compare(first_accuracies: list[float], second_accuracies: list[float], first_correct: list[np.ndarray], second_correct: list[np.ndarray]) -> PairedTest:
-    """The paired comparison of two architectures' repeats (lists in repeat order, paired by seed)."""
+    """The paired comparison of two architectures' repeats (lists in repeat order, paired by seed): the
+    interval over seeds, and a test on the same test samples (exact McNemar for one repeat, a paired
+    permutation test for several). `discordant` counts sample outcomes over all repeats."""
     discordant, p_value = mcnemar(np.concatenate(first_correct), np.concatenate(second_correct))
-    return PairedTest(paired_difference(first_accuracies, second_accuracies), MCNEMAR, discordant, p_value)
+    test = MCNEMAR
+    if len(first_correct) > 1:
+        test, p_value = SIGN_FLIP, sign_flip_test(first_correct, second_correct)
+    return PairedTest(paired_difference(first_accuracies, second_accuracies), test, discordant, p_value)
 
 
 def accuracy_interval(accuracy: float, samples: int, confidence: float = CONFIDENCE) -> tuple[float, float]:

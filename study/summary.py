@@ -95,12 +95,27 @@ class Architecture:
     repeats: tuple[RepeatRecord, ...] = ()
     test_acc: Interval | None = None  # over the repeats: mean, standard deviation, 95% CI
     test_loss: Interval | None = None
+    repeats_lost: int = 0  # repeats that ended without a test (they raised, also after retries): not in the statistics
+
+    @property
+    def silent_repeats(self) -> int:
+        """Repeats whose model emitted no output spike on the test split (their accuracy is the membrane tie-break's)."""
+        return sum(record.output_silent for record in self.repeats)
+
+    def repeats_caveat(self) -> str:
+        """What the reader of the repeats' statistics must know about them, or ''."""
+        notes = []
+        if self.repeats_lost:
+            notes.append(f"{self.repeats_lost} lost (ended without a test, left out)")
+        if self.silent_repeats:
+            notes.append(f"{self.silent_repeats} with no output spike on the test split")
+        return ", ".join(notes)
 
     def trials_with(self, status: TrialStatus) -> list[TrialRecord]:
         return [trial for trial in self.trials if trial.status == status]
 
 
-UNSTABLE_DIFFERENCE = "the samples differ by the McNemar test, but the difference is not stable across seeds at this number of repeats"
+UNSTABLE_DIFFERENCE = "the test samples differ by the paired test, but the difference is not stable across seeds at this number of repeats"
 
 
 @dataclass(frozen=True)
@@ -117,7 +132,7 @@ class Comparison:
 
     @property
     def samples_differ_but_seeds_disagree(self) -> bool:
-        """McNemar finds the test samples differ, yet the interval over seeds holds zero: two questions, two answers."""
+        """The paired test finds the test samples differ, yet the interval over seeds holds zero: two questions, two answers."""
         return not self.distinguishable and self.p_value < 1 - CONFIDENCE
 
 

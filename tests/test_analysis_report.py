@@ -122,7 +122,7 @@ def test_comparison_sentence_names_the_winner_the_gap_its_test_and_the_energy_ra
         "On nmnist, the conventional cnn was more accurate than the spiking scnn by 12.5 percentage points (90.0% against "
         "77.5%, single runs; Fisher's exact test on 100 test samples each: p = 0.033); the cnn at 10.1 times the estimated "
         "energy per inference (4.6 uJ against 455 nJ: 1M MACs against 250k ACs + 50k membrane updates; arithmetic only, "
-        "32-bit float, 45 nm, memory access not included)."
+        "32-bit float, 45 nm; memory access and data movement, not included, can dominate)."
     )
 
 

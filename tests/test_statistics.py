@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from study.statistics import MCNEMAR, compare, mcnemar, mean_interval, paired_difference
+from study.statistics import MCNEMAR, SIGN_FLIP, compare, mcnemar, mean_interval, paired_difference, sign_flip_test
 
 
 def test_mean_interval_is_the_student_t_interval():
@@ -46,6 +46,44 @@ def test_a_difference_whose_interval_holds_zero_is_indistinguishable():
     rng = np.random.default_rng(0)
     labels_correct = [rng.random(300) < 0.9 for _ in range(3)]
     same = compare([0.90, 0.89, 0.91], [0.91, 0.88, 0.90], labels_correct, [c[::-1] for c in labels_correct])
-    assert same.test == MCNEMAR and same.difference.contains(0.0) and not same.distinguishable
+    assert same.test == SIGN_FLIP and same.difference.contains(0.0) and not same.distinguishable
     better = compare([0.95, 0.96, 0.95], [0.80, 0.82, 0.81], [np.ones(300, bool)] * 3, [np.arange(300) % 5 > 0] * 3)
-    assert better.distinguishable and better.p_value < 1e-6 and better.discordant == (180, 0)
+    assert better.distinguishable and better.p_value < 1e-3 and better.discordant == (180, 0)
+
+
+def test_one_repeat_is_compared_by_exact_mcnemar():
+    first, second = np.arange(100) % 4 > 0, np.arange(100) % 5 > 0
+    single = compare([first.mean()], [second.mean()], [first], [second])
+    assert single.test == MCNEMAR and single.p_value == mcnemar(first, second)[1]
+    assert single.difference.low is None  # one repeat: no interval over seeds
+
+
+def test_repeats_that_all_agree_claim_no_interval():
+    # Three seeds, each exactly 2 points apart on the same 50 samples: a zero-width interval would call
+    # the gap certain; the one discordant sample per repeat is no evidence at all (p = 1).
+    alike = mean_interval([0.9, 0.9, 0.9])
+    assert alike.alike and alike.low is None and alike.high is None and alike.std == 0 and alike.n == 3
+    assert not mean_interval([0.9, 0.91, 0.9]).alike
+    first, second = [np.ones(50, bool)] * 3, [np.arange(50) > 0] * 3
+    steady = compare([1.0] * 3, [0.98] * 3, first, second)
+    assert steady.difference.alike and steady.difference.low is None
+    assert steady.p_value == 1.0 and not steady.distinguishable
+    # The same steady gap on many samples is distinguishable by the paired test alone.
+    many = compare([1.0] * 3, [0.8] * 3, [np.ones(200, bool)] * 3, [np.arange(200) % 5 > 0] * 3)
+    assert many.difference.low is None and many.p_value < 1e-3 and many.distinguishable
+
+
+def test_the_sign_flip_test_treats_each_test_sample_once_however_many_repeats():
+    rng = np.random.default_rng(1)
+    first = rng.random(400) < 0.8
+    second = first.copy()
+    second[rng.choice(400, 12, replace=False)] ^= True  # a few samples flipped: a small, noisy gap
+    # One repeat: the permutation test agrees with exact McNemar (the binomial test on the discordant samples).
+    (only_first, only_second), p_mcnemar = mcnemar(first, second)
+    assert sign_flip_test([first], [second]) == pytest.approx(p_mcnemar, abs=0.01)
+    # The same outcomes repeated five times are no new evidence: p must not shrink (pooling made it ~5 times smaller).
+    pooled_p = mcnemar(np.concatenate([first] * 5), np.concatenate([second] * 5))[1]
+    assert sign_flip_test([first] * 5, [second] * 5) == pytest.approx(p_mcnemar, abs=0.01)
+    assert pooled_p < p_mcnemar / 3
+    # Reproducible: a fixed seed for the random flips.
+    assert sign_flip_test([first] * 5, [second] * 5) == sign_flip_test([first] * 5, [second] * 5)

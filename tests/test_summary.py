@@ -110,4 +110,4 @@ def test_the_results_table_states_the_difference_interval_and_when_the_two_tests
     assert "not stable across seeds" not in line  # McNemar agrees (p = 0.22)
     disagreeing = dataclasses.replace(summary, comparisons=(dataclasses.replace(summary.comparisons[0], p_value=0.01),))
     line = next(line for line in results_table(disagreeing).splitlines() if line.startswith("scnn - cnn"))
-    assert "indistinguishable" in line and "the samples differ by the McNemar test, but the difference is not stable across seeds" in line
+    assert "indistinguishable" in line and "the test samples differ by the paired test, but the difference is not stable across seeds" in line
