@@ -16,6 +16,7 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
 from analysis.experiment import Experiment, Trial
+from search_spaces.common import as_params, field_of
 from study.config import MODE
 from study.registry import SEARCH_SPACES
 from study.search import quiet_optuna
@@ -57,10 +58,10 @@ def log_scaled(experiment: Experiment) -> set[str]:
     with quiet_optuna():
         study = optuna.create_study()
         for trial in experiment.trials:
-            study.enqueue_trial(trial.config, skip_if_exists=False)
+            study.enqueue_trial(as_params(trial.config), skip_if_exists=False)
             asked = study.ask()
             space.define(asked)
-            names |= {name for name, dist in asked.distributions.items() if getattr(dist, "log", False)}
+            names |= {field_of(name) for name, dist in asked.distributions.items() if getattr(dist, "log", False)}
     return names
 
 

@@ -3,6 +3,10 @@
 A space asks its questions through `Choices`: Optuna suggests each value, unless the study fixed it
 (`--preset`, `--fix NAME=VALUE`); fixed values are returned as the space's constants, so they reach
 every trial's config, and the sampler never spends trials on them.
+
+Optuna's parameters are named after Hyperparams fields, except a field whose range depends on an earlier
+choice (the learning rate per optimizer, the surrogate's slope per surrogate): each choice's range is its
+own parameter (`lr_adam`, `lr_sgd`; see PER_CHOICE), and `as_hyperparams` turns them back into the field.
 """
 
 from __future__ import annotations
@@ -18,10 +22,14 @@ NOTHING_FIXED: Mapping[str, Any] = MappingProxyType({})
 
 
 class Choices:
-    """One trial's questions: suggested by Optuna, or the value the study fixed."""
+    """One trial's questions: suggested by Optuna, or the value the study fixed.
 
-    def __init__(self, trial: optuna.Trial, fixed: Mapping[str, Any]):
-        self.trial, self.fixed = trial, fixed
+    `limits`: upper bounds the study sets on integer parameters from what fixed values leave possible
+    (study.search.depth_range: a small `--fix frame_size` fits fewer convolution blocks).
+    """
+
+    def __init__(self, trial: optuna.Trial, fixed: Mapping[str, Any], limits: Mapping[str, int] = NOTHING_FIXED):
+        self.trial, self.fixed, self.limits = trial, fixed, limits
 
     def categorical(self, name: str, choices: list):
         return self.fixed[name] if name in self.fixed else self.trial.suggest_categorical(name, choices)
@@ -29,8 +37,20 @@ class Choices:
     def float(self, name: str, low: float, high: float, log: bool = False) -> float:
         return self.fixed[name] if name in self.fixed else self.trial.suggest_float(name, low, high, log=log)
 
+    def float_per_choice(self, name: str, choice: str, ranges: Mapping[str, tuple[float, float]], log: bool = False) -> float:
+        """The Hyperparams field `name`, whose range depends on an earlier `choice` (a key of `ranges`), asked as
+        its own Optuna parameter per choice (`lr_adam`, `lr_sgd`): TPE's groups (`group=True`) then model each
+        range apart. One name with a range per choice would be one dimension with two distributions, which
+        Optuna's group decomposition keeps only one of, leaving the other to independent sampling.
+        A fixed value (`--fix lr=0.01`) is used whatever the choice."""
+        if name in self.fixed:
+            return self.fixed[name]
+        return self.trial.suggest_float(param_name(name, choice), *ranges[choice], log=log)
+
     def int(self, name: str, low: int, high: int, step: int = 1) -> int:
-        return self.fixed[name] if name in self.fixed else self.trial.suggest_int(name, low, high, step=step)
+        if name in self.fixed:
+            return self.fixed[name]
+        return self.trial.suggest_int(name, low, min(high, self.limits.get(name, high)), step=step)
 
     def constants(self, **chosen) -> dict:
         """What the space returns: the fixed values and the constants it chose itself."""
@@ -46,8 +66,8 @@ LEARNING_RATES = {"adam": (1e-4, 1e-2), "sgd": (3e-3, 1e-1)}
 def optimizer(choose: Choices) -> None:
     """Adam or SGD with momentum, each with its own learning-rate range; the batch size (16-64: small batches
     take more steps per epoch, which short studies on small data sets need; fix a larger one on a GPU)."""
-    name = choose.categorical("optimizer", ["adam", "sgd"])
-    choose.float("lr", *LEARNING_RATES[name], log=True)  # one name, a range per optimizer: TPE's groups keep them apart
+    name = choose.categorical("optimizer", list(LEARNING_RATES))
+    choose.float_per_choice("lr", name, LEARNING_RATES, log=True)  # Optuna's lr_adam or lr_sgd
     if name == "sgd":  # momentum only exists for SGD: a conditional parameter
         choose.float("momentum", 0.8, 0.95)
     choose.categorical("batch_size", [16, 32, 64])
@@ -83,6 +103,39 @@ def event_frames(choose: Choices) -> None:
 SLOPES = {"fast_sigmoid": (5.0, 50.0), "sigmoid": (1.5, 6.0)}
 
 
+# Hyperparams fields searched with a range per earlier choice (Choices.float_per_choice): each choice's range is
+# its own Optuna parameter, named field_choice. A trial's config, and everything after it, knows the field only.
+PER_CHOICE = {"lr": LEARNING_RATES, "slope": SLOPES}
+
+
+def param_name(field: str, choice: str) -> str:
+    """The Optuna parameter that searches `field` when `choice` was made: lr_adam, slope_sigmoid."""
+    return f"{field}_{choice}"
+
+
+FIELD_OF = {param_name(field, choice): field for field, ranges in PER_CHOICE.items() for choice in ranges}
+
+
+def field_of(param: str) -> str:
+    """The Hyperparams field an Optuna parameter sets: lr_sgd -> lr; any other name is its own field."""
+    return FIELD_OF.get(param, param)
+
+
+def as_hyperparams(params: Mapping[str, Any]) -> dict:
+    """Optuna parameters (with a space's constants) as Hyperparams fields: {"lr_sgd": 0.03} -> {"lr": 0.03}."""
+    return {field_of(name): value for name, value in params.items()}
+
+
+def as_params(values: Mapping[str, Any]) -> dict:
+    """Hyperparams fields as the Optuna parameters that may ask them, to enqueue a trial: {"lr": 2e-3} ->
+    {"lr_adam": 2e-3, "lr_sgd": 2e-3}; the space asks the one its optimizer needs (and Optuna ignores the other)."""
+    params = {}
+    for name, value in values.items():
+        names = [param_name(name, choice) for choice in PER_CHOICE[name]] if name in PER_CHOICE else [name]
+        params |= dict.fromkeys(names, value)
+    return params
+
+
 def spiking_neurons(choose: Choices, min_steps: int, max_steps: int) -> None:
     """Leaky integrate-and-fire neurons and the output layer.
 
@@ -96,7 +149,7 @@ def spiking_neurons(choose: Choices, min_steps: int, max_steps: int) -> None:
     choose.int("num_steps", min_steps, max_steps, step=5)
     choose.categorical("population", [1, 5, 10])
     surrogate = choose.categorical("surrogate", list(SLOPES))  # the spike's gradient stand-in
-    choose.float("slope", *SLOPES[surrogate], log=True)  # its steepness, a range per surrogate as lr per optimizer
+    choose.float_per_choice("slope", surrogate, SLOPES, log=True)  # its steepness: slope_fast_sigmoid or slope_sigmoid
     choose.categorical("learn_beta", [False, True])
     choose.categorical("learn_threshold", [False, True])
     choose.categorical("readout", ["spikes", "membrane_mean", "membrane_max"])
@@ -139,7 +192,8 @@ def slstm_space(choose: Choices, steps: tuple[int, int], encoding: bool = False,
     return choose.constants(**constants)
 
 
-# First trials: settings known to learn, evaluated before the sampler proposes any. The seed's network
+# First trials: settings known to learn, evaluated before the sampler proposes any (Hyperparams fields;
+# study.search.first_trial asks them of Optuna under its own names, lr_adam). The seed's network
 # (2 blocks of 12 and 32 channels, 5x5 kernels, max pooling), Adam; spiking models read out the output
 # membrane's mean, which learns from the first step (a spike-count readout needs output spikes first).
 OPTIMIZER_FIRST = {"optimizer": "adam", "lr": 2e-3, "batch_size": 32}

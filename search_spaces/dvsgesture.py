@@ -14,16 +14,16 @@ if TYPE_CHECKING:  # only for annotations: importing a search space does not imp
 FRAME_SIZE = 32
 
 
-def cnn(trial: optuna.Trial, fixed: Mapping[str, Any] = NOTHING_FIXED) -> dict:
-    return cnn_space(Choices(trial, fixed), events=True, frame_size=FRAME_SIZE)
+def cnn(trial: optuna.Trial, fixed: Mapping[str, Any] = NOTHING_FIXED, limits: Mapping[str, int] = NOTHING_FIXED) -> dict:
+    return cnn_space(Choices(trial, fixed, limits), events=True, frame_size=FRAME_SIZE)
 
 
-def scnn(trial: optuna.Trial, fixed: Mapping[str, Any] = NOTHING_FIXED) -> dict:
-    return scnn_space(Choices(trial, fixed), steps=(10, 30), frame_size=FRAME_SIZE)
+def scnn(trial: optuna.Trial, fixed: Mapping[str, Any] = NOTHING_FIXED, limits: Mapping[str, int] = NOTHING_FIXED) -> dict:
+    return scnn_space(Choices(trial, fixed, limits), steps=(10, 30), frame_size=FRAME_SIZE)
 
 
-def slstm(trial: optuna.Trial, fixed: Mapping[str, Any] = NOTHING_FIXED) -> dict:
-    return slstm_space(Choices(trial, fixed), steps=(10, 30), frame_size=FRAME_SIZE)
+def slstm(trial: optuna.Trial, fixed: Mapping[str, Any] = NOTHING_FIXED, limits: Mapping[str, int] = NOTHING_FIXED) -> dict:
+    return slstm_space(Choices(trial, fixed, limits), steps=(10, 30), frame_size=FRAME_SIZE)
 
 
 FIRST_TRIALS = {"cnn": CNN_EVENTS_FIRST, "scnn": {**SPIKING_FIRST, "num_steps": 15}, "slstm": {**LSTM_FIRST, "num_steps": 15}}

@@ -11,16 +11,16 @@ if TYPE_CHECKING:  # only for annotations: importing a search space does not imp
     import optuna
 
 
-def cnn(trial: optuna.Trial, fixed: Mapping[str, Any] = NOTHING_FIXED) -> dict:
-    return cnn_space(Choices(trial, fixed), events=False)
+def cnn(trial: optuna.Trial, fixed: Mapping[str, Any] = NOTHING_FIXED, limits: Mapping[str, int] = NOTHING_FIXED) -> dict:
+    return cnn_space(Choices(trial, fixed, limits), events=False)
 
 
-def scnn(trial: optuna.Trial, fixed: Mapping[str, Any] = NOTHING_FIXED) -> dict:
-    return scnn_space(Choices(trial, fixed), steps=(5, 30), encoding=True)
+def scnn(trial: optuna.Trial, fixed: Mapping[str, Any] = NOTHING_FIXED, limits: Mapping[str, int] = NOTHING_FIXED) -> dict:
+    return scnn_space(Choices(trial, fixed, limits), steps=(5, 30), encoding=True)
 
 
-def slstm(trial: optuna.Trial, fixed: Mapping[str, Any] = NOTHING_FIXED) -> dict:
-    return slstm_space(Choices(trial, fixed), steps=(5, 25), encoding=True)
+def slstm(trial: optuna.Trial, fixed: Mapping[str, Any] = NOTHING_FIXED, limits: Mapping[str, int] = NOTHING_FIXED) -> dict:
+    return slstm_space(Choices(trial, fixed, limits), steps=(5, 25), encoding=True)
 
 
 FIRST_TRIALS = {

@@ -11,16 +11,16 @@ if TYPE_CHECKING:  # only for annotations: importing a search space does not imp
     import optuna
 
 
-def cnn(trial: optuna.Trial, fixed: Mapping[str, Any] = NOTHING_FIXED) -> dict:
-    return cnn_space(Choices(trial, fixed), events=True)
+def cnn(trial: optuna.Trial, fixed: Mapping[str, Any] = NOTHING_FIXED, limits: Mapping[str, int] = NOTHING_FIXED) -> dict:
+    return cnn_space(Choices(trial, fixed, limits), events=True)
 
 
-def scnn(trial: optuna.Trial, fixed: Mapping[str, Any] = NOTHING_FIXED) -> dict:
-    return scnn_space(Choices(trial, fixed), steps=(10, 40))
+def scnn(trial: optuna.Trial, fixed: Mapping[str, Any] = NOTHING_FIXED, limits: Mapping[str, int] = NOTHING_FIXED) -> dict:
+    return scnn_space(Choices(trial, fixed, limits), steps=(10, 40))
 
 
-def slstm(trial: optuna.Trial, fixed: Mapping[str, Any] = NOTHING_FIXED) -> dict:
-    return slstm_space(Choices(trial, fixed), steps=(10, 30))
+def slstm(trial: optuna.Trial, fixed: Mapping[str, Any] = NOTHING_FIXED, limits: Mapping[str, int] = NOTHING_FIXED) -> dict:
+    return slstm_space(Choices(trial, fixed, limits), steps=(10, 30))
 
 
 FIRST_TRIALS = {"cnn": CNN_EVENTS_FIRST, "scnn": SPIKING_FIRST, "slstm": LSTM_FIRST}

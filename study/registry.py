@@ -47,8 +47,8 @@ ARCHITECTURES: dict[str, type[Model]] = {
 
 @dataclass(frozen=True)
 class SearchSpace:
-    define: Callable  # Optuna define-by-run: (trial, fixed values) -> constants
-    first_trial: dict  # settings known to learn, evaluated before the sampler proposes any
+    define: Callable  # Optuna define-by-run: (trial, fixed values, upper limits) -> constants
+    first_trial: dict  # settings known to learn (Hyperparams fields), evaluated before the sampler proposes any
 
 
 SEARCH_SPACES: dict[tuple[str, str], SearchSpace] = {

@@ -9,10 +9,11 @@ import functools
 import warnings
 from typing import Any
 
+from search_spaces.common import as_hyperparams, as_params, field_of
 from study.config import Hyperparams, StudySettings
 from study.errors import UserError, lookup
 from study.ranges import check_hyperparams
-from study.registry import ARCHITECTURES, PRESETS, SEARCH_SPACES, build_model, hyperparams_of
+from study.registry import ARCHITECTURES, PRESETS, SEARCH_SPACES, build_model, hyperparams_of, model_input_shape
 
 TRUE, FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
 
@@ -66,34 +67,103 @@ def fixed_for(settings: StudySettings, fixed: dict) -> dict:
 
 
 def space_of(settings: StudySettings, fixed: dict):
-    """The define-by-run function Optuna calls: the study's space with its fixed values bound."""
-    return functools.partial(SEARCH_SPACES[(settings.dataset, settings.arch)].define, fixed=fixed_for(settings, fixed))
+    """The define-by-run function Optuna calls: the study's space with its fixed values bound, and the depths
+    it proposes limited to those the input fits (`depth_range`)."""
+    ours = fixed_for(settings, fixed)
+    depths = depth_range(settings.dataset, settings.arch, tuple(sorted(ours.items())))
+    limits = {"blocks": depths.most} if depths is not None and depths.limited else {}
+    return functools.partial(SEARCH_SPACES[(settings.dataset, settings.arch)].define, fixed=ours, limits=limits)
+
+
+@dataclasses.dataclass(frozen=True)
+class DepthRange:
+    """The convolution blocks a space searches, against those its input fits (each block halves the frame)."""
+
+    low: int  # the space's range
+    high: int
+    most: int  # the most blocks that fit the input the fixed values give
+    input_size: tuple[int, int]
+
+    @property
+    def limited(self) -> bool:
+        return self.most < self.high
+
+    def describe(self) -> str:
+        height, width = self.input_size
+        return (
+            f"a {height}x{width} input fits at most {self.most} convolution block{'s' if self.most != 1 else ''} "
+            f"(each halves the frame)"
+        )
+
+
+@functools.lru_cache(maxsize=64)
+def depth_range(dataset: str, arch: str, fixed: tuple[tuple[str, Any], ...]) -> DepthRange | None:
+    """The depths the space of `arch` on `dataset` searches with these fixed values (sorted (name, value) pairs),
+    and the most that fit: None when it searches no depth (fixed, or not a convolutional architecture).
+
+    Every depth is built, as a trial would build it (the first trial fitting says nothing of a later
+    proposal of 4 blocks). A fixed value that leaves no searched depth, say `--fix frame_size=2` where 2 to 4
+    blocks are searched, is a UserError that names the depths that fit."""
+    import optuna
+
+    with quiet_optuna():
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        asked = study.ask()
+        constants = SEARCH_SPACES[(dataset, arch)].define(asked, fixed=dict(fixed))
+    searched = asked.distributions.get("blocks")
+    if searched is None:
+        return None
+    proposal = Hyperparams.from_dict(as_hyperparams({**asked.params, **constants}))
+    size = model_input_shape(dataset, arch, proposal)[1:]
+    if min(size) < 2:
+        raise UserError(f"{arch} on {dataset}: a {size[0]}x{size[1]} input fits no convolution block (each halves the frame): use a larger frame_size.")
+    fits = []
+    for blocks in range(1, searched.high + 1):
+        try:
+            build_model(dataset, arch, dataclasses.replace(proposal, blocks=blocks))
+        except UserError:
+            if blocks == 1:
+                raise  # what stops every depth (a fixed pooling that does not exist): the model's own message
+            break
+        fits.append(blocks)
+    depths = DepthRange(searched.low, searched.high, max(fits, default=0), size)
+    if depths.most < depths.low:
+        raise UserError(
+            f"{arch} on {dataset}: {depths.describe()}, but the search proposes {depths.low} to {depths.high} blocks. "
+            f"Fix a depth that fits ({' or '.join(f'--fix blocks={blocks}' for blocks in fits)}; valid: "
+            f"{', '.join(map(str, fits))}) or use a larger frame_size."
+        )
+    return depths
 
 
 def first_trial(settings: StudySettings, fixed: dict) -> dict:
-    """The space's first trial as Optuna will be asked it: the values the space still searches, within their ranges.
+    """The space's first trial as Optuna will be asked it (Optuna's names, `lr_adam`): the values the space
+    still searches, within their ranges.
 
     A fixed value can change which questions the space asks (fixing the optimizer changes the learning
     rate's range), so the first trial is replayed through the space and keeps what fits.
     """
     import optuna
 
-    wanted = SEARCH_SPACES[(settings.dataset, settings.arch)].first_trial
+    wanted = SEARCH_SPACES[(settings.dataset, settings.arch)].first_trial  # Hyperparams fields
     with quiet_optuna():
         study = optuna.create_study()
-        study.enqueue_trial({name: value for name, value in wanted.items() if name not in fixed}, skip_if_exists=False)
+        study.enqueue_trial(as_params({name: value for name, value in wanted.items() if name not in fixed}), skip_if_exists=False)
         asked = study.ask()
         space_of(settings, fixed)(asked)
     return {
         name: value
         for name, value in asked.params.items()
-        if name in wanted and value == wanted[name] and asked.distributions[name]._contains(asked.distributions[name].to_internal_repr(value))
+        if field_of(name) in wanted
+        and value == wanted[field_of(name)]
+        and asked.distributions[name]._contains(asked.distributions[name].to_internal_repr(value))
     }
 
 
 def check_search(settings: StudySettings, fixed: dict) -> dict:
-    """The first trial's full config, after building its model: a bad name or a capacity that does not fit
-    is a UserError here, before any trial (and before the study's folder is written)."""
+    """The first trial's full config (Hyperparams fields), after building its model: a bad name or a capacity
+    that does not fit is a UserError here, before any trial (and before the study's folder is written). Every
+    depth the search proposes fits too (`depth_range`); where fixed values leave fewer depths, it says so."""
     import optuna
 
     check_names(Hyperparams.from_dict(fixed))  # the space looks fixed names up too (a learning-rate range per optimizer)
@@ -104,13 +174,20 @@ def check_search(settings: StudySettings, fixed: dict) -> dict:
         study.enqueue_trial(first, skip_if_exists=False)
         asked = study.ask()
         constants = space_of(settings, fixed)(asked)
-    config = {**asked.params, **constants}
+    config = as_hyperparams({**asked.params, **constants})
     try:
         hp = Hyperparams.from_dict(config)
     except (TypeError, ValueError) as error:
         raise UserError(f"The study's first trial is not a valid configuration: {error}.") from None
     check_names(hp)
     build_model(settings.dataset, settings.arch, hp)  # raises a UserError for a capacity that does not fit
+    depths = depth_range(settings.dataset, settings.arch, tuple(sorted(fixed_for(settings, fixed).items())))
+    if depths is not None and depths.limited:
+        print(
+            f"{settings.arch} on {settings.dataset}: {depths.describe()}, so the search proposes {depths.low} to "
+            f"{depths.most} blocks (not up to {depths.high}).",
+            flush=True,
+        )
     return config
 
 

@@ -13,6 +13,10 @@ early-epoch scores as if they were final. `StudySearch` tells Optuna instead:
   trial that got further;
 - a trial that raised after its retries: FAIL.
 
+Optuna's parameters and a trial's config differ in one way: a field searched with a range per earlier
+choice is one Optuna parameter per choice (`lr_adam`, `lr_sgd`), so that TPE's groups model each range;
+`suggest` hands the trial the field (`lr`).
+
 With several objectives (--objective accuracy,energy) a COMPLETE trial is told all its last values and
 Optuna's TPE searches their Pareto front. Optuna takes no intermediate values in a multi-objective
 study, so TPE would rank every PRUNED trial alike, and fill its "good" group with the earliest of them
@@ -35,6 +39,7 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
+from search_spaces.common import as_hyperparams
 from study.summary import SELF_STOPPING_METRICS
 
 JOURNAL_FILE = "optuna.journal"
@@ -59,6 +64,12 @@ class StudySearch(OptunaSearch):
         super().__init__(*args, **kwargs)
         self._max_t, self._time_attr = max_t, time_attr
         self._reported: dict[str, set[int]] = {}  # trial id -> epochs told to Optuna (pickled with the searcher)
+
+    def suggest(self, trial_id: str) -> dict | None:
+        """Optuna's proposal as the trial's config, in Hyperparams fields: Optuna's `lr_sgd` (a learning-rate
+        range per optimizer, search_spaces.common.PER_CHOICE) reaches the trial as `lr`."""
+        config = super().suggest(trial_id)
+        return as_hyperparams(config) if isinstance(config, dict) else config
 
     @property
     def objectives(self) -> list[str]:

@@ -66,7 +66,7 @@ def startup_trials(num_samples: int) -> int:
 
 def sampler(settings: StudySettings, plan: TunePlan, offset: int = 0) -> TPESampler:
     """TPE over the joint distribution (`multivariate`), with conditional parameters in their own groups
-    (`group`: the learning rate's range differs per optimizer, momentum exists only for SGD), and the
+    (`group`: momentum and `lr_sgd`, SGD's learning rate, exist only for SGD trials, `lr_adam` only for Adam's), and the
     trials still running counted as bad (`constant_liar`), so that concurrent trials spread out.
     `offset` gives each architecture of a comparison its own seed."""
     with quiet_optuna():  # `group` is marked experimental: the warning would repeat in every study's log

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from study.checkpoint import load_model, save_checkpoint
-from study.config import Hyperparams
+from study.config import Hyperparams, StudySettings
 from study.errors import UserError
 from study.loop import firing_problem
 from study.models import OUTPUT_SPIKES, common
@@ -160,3 +160,42 @@ def test_a_trial_at_chance_after_two_epochs_is_stalled_when_that_saves_epochs():
     assert not epoch_metrics(2, train, at_chance, 1.0, classes=10, epochs_left=0).get("stalled")  # nothing left to save
     tiny = EpochResult(2.3, 0.1, {"lif1": 0.1}, 0.1, 20)
     assert not epoch_metrics(2, train, tiny, 1.0, classes=10, epochs_left=3).get("stalled")  # 2 a class cannot tell
+
+
+@pytest.mark.parametrize("calibrated, stops", [(False, True), (True, False)])
+def test_a_saturated_trial_stops_after_its_first_epoch_unless_calibration_calms_it(data_root, monkeypatch, calibrated, stops):
+    """The counterpart of the silent trial (tests/test_training.py): every neuron driven far above its threshold
+    (each layer's bias at +10, as weights that drifted leave it) fires at every step. Over its first epoch
+    that is saturation: the trial says so and stops, and is marked saturated. Calibration scales each layer
+    back to its working rate, and the same network trains on."""
+    from types import SimpleNamespace
+
+    from ray import tune
+
+    import study.trainable
+    from study.loop import SATURATED_RATE
+    from study.outcome import trial_status
+    from study.trainable import train_trial
+
+    def overdriven(dataset, arch, hp):
+        model = build_model(dataset, arch, hp)
+        with torch.no_grad():
+            for module in model.modules():
+                if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+                    module.bias.fill_(10.0)
+        return model
+
+    reports = []
+    monkeypatch.setattr(study.trainable, "build_model", overdriven)
+    monkeypatch.setattr(tune, "report", lambda metrics, checkpoint: reports.append(metrics))
+    monkeypatch.setattr(tune, "get_checkpoint", lambda: None)
+    settings = StudySettings("nmnist", "scnn", data_root, max_epochs=3, train_limit=40, val_limit=20, calibrate=calibrated)
+    train_trial({"num_steps": 5, "batch_size": 16, "readout": "spikes"}, settings)
+    layers = ("lif1", "lif2", OUTPUT_SPIKES)
+    if stops:
+        assert [m["epoch"] for m in reports] == [1] and reports[0]["saturated"] is True and "silent" not in reports[0]
+        assert all(reports[0][f"spike_rate_{layer}"] >= SATURATED_RATE for layer in layers), reports[0]
+        assert trial_status(SimpleNamespace(metrics=reports[-1], error=None), max_epochs=3) == "saturated"
+    else:
+        assert [m["epoch"] for m in reports] == [1, 2, 3] and not any(m.get("saturated") or m.get("silent") for m in reports)
+        assert all(reports[0][f"spike_rate_{layer}"] < SATURATED_RATE for layer in layers), reports[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search_spaces.common import LEARNING_RATES
+from search_spaces.common import LEARNING_RATES, as_hyperparams, field_of
 from study.config import Hyperparams, StudySettings
 from study.errors import UserError
 from study.search import check_search, first_trial, fixed_values, space_of
@@ -44,11 +45,13 @@ def test_optuna_learns_how_each_trial_really_ended():
     run_trial(search, "stopped", [0.2, 0.25])  # ASHA stopped it after epoch 2
     run_trial(search, "silent", [0.1], {"silent": True})
     run_trial(search, "broken", [0.1], error=True)
+    run_trial(search, "saturated", [0.2], {"saturated": True})
     trials = {t.number: t for t in search._ot_study.get_trials()}
-    full, stopped, silent, broken = (trials[i] for i in range(4))
+    full, stopped, silent, broken, saturated = (trials[i] for i in range(5))
     assert full.state == TrialState.COMPLETE and full.value == 0.7 and full.intermediate_values == {1: 0.3, 2: 0.5, 3: 0.7}
     assert stopped.state == TrialState.PRUNED and stopped.intermediate_values == {1: 0.2, 2: 0.25}
     assert silent.state == TrialState.PRUNED and silent.user_attrs[FAILED_ATTRIBUTE] == "silent"
+    assert saturated.state == TrialState.PRUNED and saturated.user_attrs[FAILED_ATTRIBUTE] == "saturated"
     assert broken.state == TrialState.FAIL
 
 
@@ -102,6 +105,69 @@ def test_the_journal_survives_a_restore_that_ran_behind_it(tmp_path):
     assert (tmp_path / "optuna.journal").is_file()
 
 
+def test_the_optuna_journal_in_the_experiment_folder_keeps_its_trials_across_a_resume(tmp_path):
+    """The study's searchers as build_tuner makes them (one Optuna study per architecture in the experiment's
+    journal); Ray pickles the searcher with the tuner at the start and saves its state as trials end, and
+    --resume unpickles the first and restores the second. Every trial told before the interruption stays in
+    the journal, and the trials after it are added to the same studies."""
+    import pickle
+
+    from study.comparison import ComparisonSearch
+    from study.config import METRIC, MODE
+    from study.searcher import JOURNAL_FILE
+    from study.tuning import searchers
+
+    plan = TunePlan("exp", str(tmp_path), num_samples=4, gpus_per_trial=0, max_concurrent=1, archs=("cnn", "scnn"))
+    search = ComparisonSearch(searchers(SETTINGS, plan), plan.num_samples, METRIC, MODE)
+    as_started = pickle.dumps(search)  # what Ray keeps with the tuner
+
+    def run(search, trial_id: str, accuracies: list[float]) -> None:
+        search.suggest(trial_id)
+        for epoch, accuracy in enumerate(accuracies[:-1], start=1):
+            search.on_trial_result(trial_id, {"epoch": epoch, "val_acc": accuracy})
+        search.on_trial_complete(trial_id, {"epoch": len(accuracies), "val_acc": accuracies[-1]})
+
+    for number, accuracies in enumerate(([0.3, 0.5, 0.6], [0.2, 0.3], [0.4, 0.6, 0.7], [0.1])):
+        run(search, f"before{number}", accuracies)
+    search.save(str(tmp_path / "searcher-state.pkl"))
+    journal = Path(plan.experiment_path) / JOURNAL_FILE
+
+    def stored() -> dict[str, list]:
+        return {
+            arch: [(t.number, t.state, t.value, t.params, t.intermediate_values) for t in optuna.load_study(study_name=arch, storage=journal_storage(plan.experiment_path)).trials]
+            for arch in plan.archs
+        }
+
+    before = stored()
+    assert journal.is_file() and [len(trials) for trials in before.values()] == [2, 2]
+    del search  # the interruption
+
+    resumed = pickle.loads(as_started)
+    resumed.restore(str(tmp_path / "searcher-state.pkl"))
+    for number, accuracies in enumerate(([0.5, 0.6, 0.8], [0.3], [0.2, 0.4, 0.5], [0.6, 0.7, 0.9])):
+        run(resumed, f"after{number}", accuracies)
+    after = stored()
+    for arch in plan.archs:
+        assert after[arch][:2] == before[arch]  # the trials before the resume, as they were told
+        assert [number for number, *_ in after[arch]] == [0, 1, 2, 3]  # then the new ones: nothing lost, nothing repeated
+        assert all(state.is_finished() for _, state, *_ in after[arch])  # no first trial enqueued again by the resume
+        assert len(resumed.searchers[arch]._ot_study.trials) == 4  # TPE proposes from the whole history
+    assert resumed.suggest("one-too-many") == "FINISHED"
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "nmnist", "dvsgesture"])
+def test_each_searchs_first_trial_is_its_datasets_first_trials_entry(dataset):
+    """The first trial the study enqueues (Optuna's lr_adam) reaches the trainable as FIRST_TRIALS gives it (lr)."""
+    from study.tuning import searchers
+
+    settings = dataclasses.replace(SETTINGS, dataset=dataset)
+    plan = TunePlan("x", "s3://bucket/results", num_samples=4, gpus_per_trial=0, max_concurrent=1, archs=("cnn", "scnn", "slstm"))
+    for arch, search in searchers(settings, plan).items():
+        config = search.suggest("first")
+        assert config.items() >= SEARCH_SPACES[(dataset, arch)].first_trial.items(), arch
+        assert Hyperparams.from_dict(config).lr == SEARCH_SPACES[(dataset, arch)].first_trial["lr"]
+
+
 def test_remote_experiments_keep_the_study_in_memory():
     assert journal_storage("s3://bucket/results/name") is None
 
@@ -117,9 +183,73 @@ def test_each_optimizer_searches_its_own_learning_rates():
     for _ in range(40):
         trial = study.ask()
         space_of(SETTINGS, {})(trial)
-        low, high = LEARNING_RATES[trial.params["optimizer"]]
-        assert low <= trial.params["lr"] <= high
+        name = trial.params["optimizer"]
+        assert {param for param in trial.params if field_of(param) == "lr"} == {f"lr_{name}"}  # its own parameter only
+        distribution = trial.distributions[f"lr_{name}"]
+        assert (distribution.low, distribution.high) == LEARNING_RATES[name] and distribution.log
         study.tell(trial, 0.0)
+
+
+def test_a_trials_config_holds_the_learning_rate_as_the_one_field_the_trainable_reads():
+    search = searcher()
+    configs = [search.suggest(str(number)) for number in range(12)]
+    for config in configs:
+        assert "lr" in config and not {"lr_adam", "lr_sgd", "slope_sigmoid", "slope_fast_sigmoid"} & set(config)
+        assert Hyperparams.from_dict(config).lr == config["lr"]  # what study.trainable does with it
+    assert {config["optimizer"] for config in configs} == {"adam", "sgd"}
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_a_fixed_learning_rate_is_used_whichever_optimizer_a_trial_gets(optimizer):
+    """--fix lr=0.05 (above Adam's range): no learning rate is searched, every trial trains at 0.05."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    fixed = fixed_values("nmnist", None, ["lr=0.05", *([f"optimizer={optimizer}"] if optimizer == "sgd" else [])])
+    seen = set()
+    for _ in range(10):
+        trial = study.ask()
+        constants = space_of(SETTINGS, fixed)(trial)
+        config = as_hyperparams({**trial.params, **constants})
+        assert config["lr"] == 0.05 and not any(field_of(name) == "lr" for name in trial.params)
+        seen.add(config["optimizer"])
+        study.tell(trial, 0.0)
+    assert seen == ({"adam", "sgd"} if optimizer == "adam" else {"sgd"})
+    assert check_search(SETTINGS, fixed)["lr"] == 0.05
+
+
+def test_grouped_tpe_models_each_optimizers_learning_rate_in_its_own_range():
+    """The study's TPE (multivariate, grouped): after the random startup trials, SGD's learning rate is proposed
+    by TPE's model of SGD trials, in SGD's range, above Adam's highest rate; not by the independent fallback
+    Optuna uses for a parameter outside the grouped search space (as it did for one `lr` with two ranges)."""
+    tpe = sampler(SETTINGS, TunePlan("x", "/tmp", num_samples=40, gpus_per_trial=0, max_concurrent=1))
+    independent = []
+    sample_independent = tpe.sample_independent
+
+    def spy(study, trial, name, distribution):
+        independent.append((trial.number, name))
+        return sample_independent(study, trial, name, distribution)
+
+    tpe.sample_independent = spy
+    study = optuna.create_study(direction="maximize", sampler=tpe)
+    space = space_of(dataclasses.replace(SETTINGS, dataset="mnist", arch="cnn"), {})
+    best_sgd_lr = 0.05  # above Adam's range: SGD at large rates is what does best here
+    sgd_rates = []
+    for _ in range(40):
+        trial = study.ask()
+        space(trial)
+        if trial.params["optimizer"] == "sgd":
+            lr = trial.params["lr_sgd"]
+            sgd_rates.append((trial.number, lr))
+            study.tell(trial, 1.0 - abs(math.log10(lr / best_sgd_lr)))
+        else:
+            study.tell(trial, 0.2)
+    startup = tpe._n_startup_trials
+    grouped = tpe.infer_relative_search_space(study, study.trials[-1])
+    assert grouped["lr_adam"] == optuna.distributions.FloatDistribution(*LEARNING_RATES["adam"], log=True)
+    assert grouped["lr_sgd"] == optuna.distributions.FloatDistribution(*LEARNING_RATES["sgd"], log=True)
+    first_sgd = min(number for number, _ in sgd_rates)
+    modelled = [lr for number, lr in sgd_rates if number >= startup and number > first_sgd]
+    assert not [name for number, name in independent if number > max(startup, first_sgd) and field_of(name) == "lr"]
+    assert len(modelled) >= 10 and sum(lr > LEARNING_RATES["adam"][1] for lr in modelled) >= 0.8 * len(modelled)
 
 
 def test_fixed_values_are_not_searched_and_reach_every_trial():
@@ -165,13 +295,13 @@ def test_every_searched_and_every_hyperparameter_is_read_by_some_architecture():
         for _ in range(20):
             trial = study.ask()
             constants = space.define(trial, fixed={})
-            assert set(trial.params) | set(constants) <= hyperparams_of(dataset, arch), (dataset, arch)
+            assert set(as_hyperparams(trial.params)) | set(constants) <= hyperparams_of(dataset, arch), (dataset, arch)
             study.tell(trial, 0.0)
 
 
 def test_a_fixed_optimizer_drops_the_first_trials_learning_rate_of_another():
     first = first_trial(SETTINGS, {"optimizer": "sgd"})
-    assert "lr" not in first  # 2e-3 lies outside SGD's range
+    assert "lr" not in as_hyperparams(first) and first["batch_size"] == 32  # 2e-3 lies outside SGD's range
     assert check_search(SETTINGS, {"optimizer": "sgd"})["optimizer"] == "sgd"
 
 

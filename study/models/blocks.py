@@ -62,9 +62,10 @@ def conv_blocks(in_channels: int, input_size: tuple[int, int], hp: Hyperparams) 
     channels = block_channels(hp)
     smallest = min(input_size) >> len(channels)
     if smallest < 1:
-        fits = max(n for n in range(1, len(CHANNELS) + 1) if min(input_size) >> n >= 1)
+        fits = max((n for n in range(1, len(CHANNELS) + 1) if min(input_size) >> n >= 1), default=0)
+        valid = f"valid: 1 to {fits}" if fits else "a frame of at least 2x2 is needed for one block"
         raise UserError(
             f"blocks={hp.blocks} do not fit a {input_size[0]}x{input_size[1]} input: each block halves the frame, "
-            f"so at most {fits} fit (valid: 1 to {fits})."
+            f"so at most {fits} fit ({valid})."
         )
     return nn.ModuleList(ConvBlock(c_in, c_out, hp) for c_in, c_out in zip([in_channels, *channels], channels))
