@@ -44,6 +44,10 @@ def save_checkpoint(path: Path, model: nn.Module, *, dataset: str, arch: str, hp
 def read_checkpoint(path: Path) -> dict:
     """The checkpoint's contents, or a UserError saying why the file is not a usable checkpoint."""
     path = Path(path)
+    if path.is_dir():
+        inside = sorted(child.name for child in path.glob("*.pth"))
+        hint = f"give a .pth file in it ({', '.join(inside[:3])})" if inside else "it holds no .pth file"
+        raise UserError(f"{path} is a folder, not a checkpoint file: {hint}.")
     if not path.is_file():
         raise UserError(f"No checkpoint file at {path}.")
     if path.suffix in EXPORT_SUFFIXES.values():

@@ -50,6 +50,20 @@ def test_older_layout_and_foreign_files_are_refused(tmp_path):
         read_checkpoint(tmp_path / "missing.pth")
 
 
+def test_a_folder_is_called_a_folder_and_its_checkpoints_named(tmp_path):
+    folder = tmp_path / "scnn"
+    folder.mkdir()
+    with pytest.raises(UserError) as empty:
+        read_checkpoint(folder)
+    assert str(empty.value) == f"{folder} is a folder, not a checkpoint file: it holds no .pth file."
+    hp = Hyperparams()
+    save_checkpoint(folder / "best.pth", build_model("mnist", "cnn", hp), dataset="mnist", arch="cnn", hp=hp)
+    (folder / "best.onnx").write_bytes(b"")  # not a checkpoint: not named
+    with pytest.raises(UserError) as holding:
+        load_model(folder)
+    assert str(holding.value) == f"{folder} is a folder, not a checkpoint file: give a .pth file in it (best.pth)."
+
+
 class Exploit:
     def __reduce__(self):
         return (exec, ("open(__import__('os').environ['EXPLOIT_MARK'], 'w').write('ran')",))

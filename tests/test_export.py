@@ -212,3 +212,23 @@ def test_report_table_links_exports_or_says_how_to_make_them(tmp_path):
         ["mnist cnn", "ONNX", "../a/checkpoints/cnn/best.onnx"],
         ["other cnn", "not exported", f"python -m study.export {missing}"],
     ]
+
+
+def test_report_table_gives_the_exports_reason_for_a_model_it_refuses_not_a_command_that_fails(tmp_path, capsys):
+    """A spiking LSTM or a max-pooled spiking CNN: the row holds the export's own refusal; an exportable spiking
+    CNN's row holds the command, and that command works."""
+    models = {
+        "max-pooled scnn": ("scnn", Hyperparams(num_steps=4, pooling="max")),
+        "slstm": ("slstm", Hyperparams(num_steps=4, hidden=16)),
+        "avg-pooled scnn": ("scnn", Hyperparams(num_steps=4, pooling="avg")),
+    }
+    paths = {title: checkpoint(tmp_path / title.replace(" ", "-"), build_model("nmnist", arch, hp), "nmnist", arch, hp)
+             for title, (arch, hp) in models.items()}
+    rows = {row[0]: row[1:] for row in export_table(list(paths.items()), tmp_path / "report").rows}
+    for title in ("max-pooled scnn", "slstm"):
+        assert main([str(paths[title])]) == 2  # what the command would have done
+        refusal = " ".join(capsys.readouterr().err.split()).removeprefix("error: ")
+        assert rows[title] == ["cannot be exported", refusal]
+    assert "NIR has no max pooling" in rows["max-pooled scnn"][1] and "NIR has no LSTM cells" in rows["slstm"][1]
+    assert rows["avg-pooled scnn"] == ["not exported", f"python -m study.export {paths['avg-pooled scnn']}"]
+    assert main([str(paths["avg-pooled scnn"])]) == 0

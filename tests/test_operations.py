@@ -181,6 +181,12 @@ def test_the_spiking_lstm_counts_as_neurobench_counts_it():
     assert counted.dense == synaptic["Dense"]
     output_updates = (output.membrane[0].numel() + torch.count_nonzero(output.membrane.diff(dim=0))) / 3
     assert counted.membrane_updates - output_updates == updates
+    # Activation sparsity likewise: our zeros and activations less the output layer's spikes are neurobench's.
+    activations = sum(spikes.numel() for spikes in output.spikes.values())
+    out = output.spikes["out"]
+    hidden_zeros = counted.activation_sparsity * activations - (out.numel() - int(torch.count_nonzero(out)))
+    assert hidden_zeros / (activations - out.numel()) == pytest.approx(sparsity, abs=1e-12)
+    assert counted.activation_sparsity != pytest.approx(sparsity, abs=1e-5)  # the output layer's share is not negligible
 
 
 def test_lstm_cell_products_equal_neurobench_on_sparse_input_and_state():

@@ -1,8 +1,9 @@
 """The conventional CNN as an ONNX model, checked with onnxruntime before it is written.
 
-torch's TorchScript-based exporter (`dynamo=False`) needs neither onnxscript nor onnx itself;
-in eval mode it folds BatchNorm into the convolutions and drops dropout. The batch axis is
-dynamic; what the input is (preprocessing included) is written into the model's metadata.
+torch's TorchScript-based exporter (`dynamo=False`) needs no onnxscript; in eval mode it folds
+BatchNorm into the convolutions and drops dropout. The batch axis is dynamic. The `onnx` package
+writes what the input is (preprocessing included) into the model's metadata and checks the model
+(`onnx.checker`); onnxruntime runs it for the round-trip check.
 """
 
 from __future__ import annotations
