@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from analysis.content import Table, si
-from analysis.experiment import Experiment
+from analysis.experiment import ArchitectureResult
 from study.config import Hyperparams
 from study.energy import OMITTED, EnergyTable
 from study.files import write_atomically
@@ -56,7 +56,7 @@ class StudyRow:
     experiment: str = ""  # the experiment folder it belongs to (pairs within one folder have a paired test)
 
 
-def study_row(experiment: Experiment, operations: OperationCount, hp: Hyperparams, table: EnergyTable) -> StudyRow:
+def study_row(experiment: ArchitectureResult, operations: OperationCount, hp: Hyperparams, table: EnergyTable) -> StudyRow:
     best = experiment.best
     history = experiment.best_trial.history
     return StudyRow(

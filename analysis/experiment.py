@@ -17,11 +17,12 @@ import pandas as pd
 
 from analysis.content import plural
 from study.checkpoint import TRIAL_CHECKPOINT_FILE, read_checkpoint
-from study.config import METRIC, MODE
+from study.config import METRIC, MODE, REPEATS, STUDY_FILE
 from study.errors import UserError, lookup
+from study.invocation import RecordedSettings
 from study.loop import EPOCH_METRICS
+from study.naming import default_name, model_on_data
 from study.registry import DatasetAndArch
-from study.storage import REPEATS, STUDY_FILE
 from study.summary import SUMMARY_FILE, Architecture, BestModel, Summary, TrialStatus, read_summary
 
 RESULTS_DIR = Path("results")  # the default --storage of python -m study.run
@@ -51,12 +52,12 @@ class Trial:
 
 
 @dataclass(frozen=True, eq=False)
-class Experiment(DatasetAndArch):
-    """One architecture of a finished study (a comparison's folder holds one per architecture)."""
+class ArchitectureResult(DatasetAndArch):
+    """One architecture of a finished study (a comparison's experiment folder holds one per architecture)."""
 
     name: str  # the folder's name; with several architectures, the folder's name and the architecture
     path: Path  # the experiment folder
-    settings: dict  # study.json "settings": dataset, data_dir, max_epochs, synthetic, limits
+    settings: RecordedSettings  # what the analysis reads of study.json's settings
     summary: Summary  # summary.json: every architecture of the study
     architecture: Architecture  # this one's search, best model and repeats
     trials: tuple[Trial, ...]
@@ -81,11 +82,10 @@ class Experiment(DatasetAndArch):
 
     @property
     def title(self) -> str:
-        """'scnn on nmnist (synthetic)'; a study not named the default way keeps its name in the title, so titles differ."""
+        """'scnn on nmnist (synthetic data)'; a study not named the default way keeps its name in the title, so titles differ."""
         archs = [architecture.arch for architecture in self.summary.architectures]
-        default_folder = f"{self.dataset}-{'-'.join(archs)}" + ("-synthetic" if self.synthetic else "")
-        extra = "" if self.path.name == default_folder else f" [{self.path.name}]"
-        return f"{self.arch} on {self.dataset}" + (" (synthetic)" if self.synthetic else "") + extra
+        extra = "" if self.path.name == default_name(self.dataset, archs, self.synthetic) else f" [{self.path.name}]"
+        return model_on_data(self.arch, self.dataset, self.synthetic) + extra
 
     def repeat_histories(self) -> list[pd.DataFrame]:
         """The repeats' per-epoch histories (progress.csv of each repeat trial), in repeat order."""
@@ -93,7 +93,7 @@ class Experiment(DatasetAndArch):
 
     @property
     def data_dir(self) -> Path:
-        return Path(self.settings["data_dir"])
+        return self.settings.data_dir
 
     @cached_property
     def best_trial(self) -> Trial:
@@ -133,11 +133,10 @@ def _read_json(path: Path) -> dict:
         raise UserError(f"{path} cannot be read ({error}).") from None
 
 
-def _study_settings(path: Path) -> dict:
-    """study.json's "settings", checked to hold what the analysis reads of them."""
-    record = _read_json(path)
-    settings = record.get("settings") if isinstance(record, dict) else None
-    if not isinstance(settings, dict) or not isinstance(settings.get("data_dir"), str):
+def _study_settings(path: Path) -> RecordedSettings:
+    """study.json's settings, checked to hold what the analysis reads of them."""
+    settings = RecordedSettings.of(_read_json(path))
+    if settings is None or settings.data_dir is None:
         raise UserError(
             f"{path} is not a study record this snn-study can read: it has no \"settings\" with a \"data_dir\" "
             f"(python -m study.run writes one when a study starts)."
@@ -183,7 +182,7 @@ def _check_belongs(checkpoint: Path, dataset: str, arch: str, name: str) -> None
         )
 
 
-def load_experiment(spec: str | Path, arch: str | None = None, results_dir: Path = RESULTS_DIR) -> Experiment:
+def load_experiment(spec: str | Path, arch: str | None = None, results_dir: Path = RESULTS_DIR) -> ArchitectureResult:
     """One architecture (`arch`, else the study's first) of a finished experiment; UserError when it is not one."""
     experiments = load_experiments(spec, results_dir)
     if arch is None:
@@ -191,7 +190,7 @@ def load_experiment(spec: str | Path, arch: str | None = None, results_dir: Path
     return lookup({experiment.arch: experiment for experiment in experiments}, arch, "architecture of this experiment")
 
 
-def load_experiments(spec: str | Path, results_dir: Path = RESULTS_DIR) -> list[Experiment]:
+def load_experiments(spec: str | Path, results_dir: Path = RESULTS_DIR) -> list[ArchitectureResult]:
     """Every architecture of a finished experiment (a folder, or a name under `results_dir`) that has a
     best model; UserError when it is not a finished experiment."""
     path = find_experiment(spec, results_dir).resolve()
@@ -212,7 +211,7 @@ def load_experiments(spec: str | Path, results_dir: Path = RESULTS_DIR) -> list[
         best = _locate_best(path, architecture.best)
         _check_belongs(best, summary.dataset, architecture.arch, path.name)
         name = path.name if len(summary.architectures) == 1 else f"{path.name}-{architecture.arch}"
-        experiments.append(Experiment(name, path, settings, summary, architecture, _trials(path, architecture), best))
+        experiments.append(ArchitectureResult(name, path, settings, summary, architecture, _trials(path, architecture), best))
     return experiments
 
 
@@ -231,7 +230,7 @@ def _trials(path: Path, architecture: Architecture) -> tuple[Trial, ...]:
     )
 
 
-def trial_table(experiment: Experiment) -> pd.DataFrame:
+def trial_table(experiment: ArchitectureResult) -> pd.DataFrame:
     """One row per trial, best first: id, status, epochs, score and the hyperparameters it tried."""
     rows = [
         {"trial_id": t.trial_id, "status": t.status, "epochs": t.epochs, f"best {METRIC}": t.score, **t.config}

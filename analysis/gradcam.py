@@ -42,10 +42,10 @@ from torch import nn
 
 from analysis.animation import Prerendered, prerendered, save_animation, step_fps
 from analysis.artifacts import Artifact, save_figure
+from analysis.checkpoint_cli import run_cli
 from analysis.samples import (
     Loaded,
     pictures,
-    run_cli,
     scaled_per_sample,
     sequence_samples,
     short_name,

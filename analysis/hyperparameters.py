@@ -15,7 +15,7 @@ import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
-from analysis.experiment import Experiment, Trial
+from analysis.experiment import ArchitectureResult, Trial
 from search_spaces.common import as_params, field_of
 from study.config import MODE
 from study.registry import SEARCH_SPACES
@@ -46,7 +46,7 @@ def searched_values(trials: list[Trial]) -> dict[str, list]:
     return {name: values for name, values in table.items() if len({v for v in values if v is not None}) >= 2}
 
 
-def log_scaled(experiment: Experiment) -> set[str]:
+def log_scaled(experiment: ArchitectureResult) -> set[str]:
     """Parameters the study's search space draws on a log scale, asked of the define-by-run space itself.
 
     Every trial's config is replayed (enqueued) so that conditional branches the search took are seen.
@@ -78,7 +78,7 @@ class Search:
         return np.array([trial.score for trial in self.trials])
 
 
-def search_of(experiment: Experiment) -> Search | None:
+def search_of(experiment: ArchitectureResult) -> Search | None:
     """The study's search, or None when no hyperparameter took two different values in its scored trials."""
     trials = experiment.scored_trials
     values = searched_values(trials)
@@ -96,7 +96,7 @@ def infer_distribution(values: list, log: bool) -> BaseDistribution:
     return FloatDistribution(float(low), float(high), log=log and low > 0)
 
 
-def parameter_importance(experiment: Experiment) -> Importance | str:
+def parameter_importance(experiment: ArchitectureResult) -> Importance | str:
     """Normalized importances of the searched parameters for reaching a high score, or why there are none."""
     scored = len(experiment.scored_trials)
     if scored < 2:

@@ -10,16 +10,16 @@ import numpy as np
 from analysis.artifacts import Artifact, save_figure
 from analysis.comparison import SECTION
 from analysis.content import plural
-from analysis.experiment import Experiment
+from analysis.experiment import ArchitectureResult
 from analysis.study_figures import AXIS_LABELS, side_by_side
 from study.config import METRIC
 
 
-def repeated(experiments: list[Experiment]) -> list[Experiment]:
+def repeated(experiments: list[ArchitectureResult]) -> list[ArchitectureResult]:
     return [experiment for experiment in side_by_side(experiments) if experiment.architecture.repeats]
 
 
-def repeat_accuracy_figure(experiments: list[Experiment], out_dir: Path) -> Artifact | None:
+def repeat_accuracy_figure(experiments: list[ArchitectureResult], out_dir: Path) -> Artifact | None:
     """Every repeat's test accuracy per study, with the mean and its 95% confidence interval; None without repeats."""
     shown = repeated(experiments)
     if not shown:
@@ -52,7 +52,7 @@ def repeat_accuracy_figure(experiments: list[Experiment], out_dir: Path) -> Arti
     return Artifact(path, caption, SECTION)
 
 
-def repeat_curves_figure(experiments: list[Experiment], out_dir: Path) -> Artifact | None:
+def repeat_curves_figure(experiments: list[ArchitectureResult], out_dir: Path) -> Artifact | None:
     """The repeats' validation accuracy per epoch: their mean as a line, their range as a band; None without repeats."""
     shown = repeated(experiments)
     if not shown:

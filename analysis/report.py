@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from analysis.comparison import StudyRow, comparison_table, energy_table, layer_table, study_row, write_csv
 from analysis.content import Document, Note
-from analysis.experiment import Experiment, load_experiments
+from analysis.experiment import ArchitectureResult, load_experiments
 from analysis.exports import export_table
 from analysis.gradcam import gradcam_artifacts
 from analysis.hyperparameters import Importance, parameter_importance
@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def study_section(experiments: list[Experiment], folder: Path, document: Document) -> dict[str, Importance]:
+def study_section(experiments: list[ArchitectureResult], folder: Path, document: Document) -> dict[str, Importance]:
     """Learning curves, hyperparameter effects, importances and parallel coordinates; returns the importances."""
     document.items.append(learning_curves(experiments, folder))
     importances = {}
@@ -76,7 +76,7 @@ def study_section(experiments: list[Experiment], folder: Path, document: Documen
 
 
 def model_section(
-    experiments: list[Experiment], folder: Path, samples: int, data_dir: Path | None, tables: list[EnergyTable], document: Document, bar: tqdm
+    experiments: list[ArchitectureResult], folder: Path, samples: int, data_dir: Path | None, tables: list[EnergyTable], document: Document, bar: tqdm
 ) -> list[StudyRow]:
     """Grad-CAM and spikes of each best model, then all their weights; returns the comparison rows."""
     rows, models, counts = [], {}, []
@@ -109,7 +109,7 @@ def energy_tables(path: Path | None) -> list[EnergyTable]:
     return [load_energy_table(path), HOROWITZ_FLOAT32, HOROWITZ_INT8]
 
 
-def report_folder(experiments: list[Experiment], label: str | None, out_dir: Path) -> Path:
+def report_folder(experiments: list[ArchitectureResult], label: str | None, out_dir: Path) -> Path:
     names = [experiment.name for experiment in experiments]
     if len(set(names)) < len(names):
         raise UserError(f"Two experiments share a name ({', '.join(names)}); the report keeps one folder per name, so give each once.")
@@ -121,7 +121,7 @@ def report_folder(experiments: list[Experiment], label: str | None, out_dir: Pat
     return folder
 
 
-def paired_comparisons(experiments: list[Experiment]) -> dict:
+def paired_comparisons(experiments: list[ArchitectureResult]) -> dict:
     """Every experiment's paired comparisons of its architectures' repeats, by (folder, first, second)."""
     return {
         (str(experiment.path), comparison.first, comparison.second): comparison

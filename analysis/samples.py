@@ -2,33 +2,29 @@
 
 The data folder is the one the study used: a best checkpoint's `config.json` points at its trial
 checkpoint inside the experiment folder, whose `study.json` records `settings.data_dir`.
-Also the command line the per-checkpoint commands share (`analysis.gradcam`, `analysis.spikes`).
+The command line of the per-checkpoint commands is analysis.checkpoint_cli's.
 """
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
 from study.checkpoint import load_model
-from study.cli import count, print_error
 from study.config import Hyperparams
 from study.errors import UserError
 from study.final_test import checkpoint_test_split
 from study.loop import input_adapter
 from study.models import Output
-from study.registry import ARCHITECTURES, DATASETS, DatasetAndArch
+from study.naming import model_on_data
 from study.origin import checkpoint_data_dir
-from study.writable import check_writable_folder
+from study.registry import DATASETS, DatasetAndArch
 
-DEFAULT_SAMPLES = 30  # three per class on MNIST and N-MNIST
 # Rate coding draws random spikes: the same seed gives the same figures on every run.
 ENCODING_SEED = 0
 MAX_STEP_COLUMNS = 16  # time steps shown side by side in a figure
@@ -64,7 +60,7 @@ class Loaded(DatasetAndArch):
     @property
     def where(self) -> str:
         """'scnn on nmnist', '(synthetic data)' added when it is: what every figure's title and caption name."""
-        return f"{self.arch} on {self.dataset}" + (" (synthetic data)" if self.payload.get("synthetic") else "")
+        return model_on_data(self.arch, self.dataset, bool(self.payload.get("synthetic")))
 
 
 def load_with_samples(checkpoint: Path, count: int, data_dir: Path | None = None) -> Loaded:
@@ -135,33 +131,3 @@ def sequence_samples(loaded: Loaded) -> list[int]:
     for index, label in enumerate(loaded.labels.tolist()):
         firsts.setdefault(label, index)
     return list(firsts.values())[:SEQUENCE_SAMPLES]
-
-
-def default_out(checkpoint: Path, folder: str) -> Path:
-    """reports/<study>/<arch>/<folder> for an exported checkpoints/<study>/<arch>/best.pth, else reports/<its folder>/<folder>."""
-    parent = Path(checkpoint).resolve().parent
-    if parent.name in ARCHITECTURES:
-        return Path("reports") / parent.parent.name / parent.name / folder
-    return Path("reports") / parent.name / folder
-
-
-def run_cli(argv: list[str] | None, module: str, description: str, folder: str, make: Callable[[Loaded, Path], list]) -> int:
-    """`python -m MODULE CHECKPOINT [--out DIR] [--samples N] [--data-dir DIR]`: write `make`'s files, print their paths.
-
-    Exit status 2, with the reason, for a checkpoint or data set that cannot be used.
-    """
-    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
-    parser.add_argument("checkpoint", type=Path, help="a .pth file written by the study (e.g. checkpoints/NAME/best.pth)")
-    parser.add_argument("--out", type=Path, help=f"output folder (default reports/<the checkpoint's folder name>/{folder})")
-    parser.add_argument("--samples", type=count, default=DEFAULT_SAMPLES, help=f"class-balanced test samples (default {DEFAULT_SAMPLES})")
-    parser.add_argument("--data-dir", type=Path, help="dataset root (default: the study's own, found beside the checkpoint, else ./data)")
-    args = parser.parse_args(argv)
-    out = args.out or default_out(args.checkpoint, folder)
-    try:
-        check_writable_folder(out, "--out")
-        artifacts = make(load_with_samples(args.checkpoint, args.samples, args.data_dir), out)
-    except UserError as error:
-        return print_error(error)
-    for artifact in artifacts:
-        print(artifact.path)
-    return 0

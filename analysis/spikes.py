@@ -18,7 +18,8 @@ from matplotlib.ticker import MaxNLocator
 
 from analysis.animation import Prerendered, prerendered, save_animation, step_fps
 from analysis.artifacts import Artifact, save_figure
-from analysis.samples import Loaded, run_cli, scaled_per_sample, sequence_samples, short_name, shown_steps_note, step_columns
+from analysis.checkpoint_cli import run_cli
+from analysis.samples import Loaded, scaled_per_sample, sequence_samples, short_name, shown_steps_note, step_columns
 from study.errors import UserError
 from study.models import OUTPUT_SPIKES, Output
 

@@ -10,26 +10,30 @@ import numpy as np
 
 from analysis.artifacts import Artifact, save_figure
 from analysis.content import plural
-from analysis.experiment import Experiment, Trial
+from analysis.experiment import ArchitectureResult, Trial
 from analysis.hyperparameters import IMPORTANCE_EVALUATOR, Importance, search_of
 from study.config import METRIC
 from study.summary import TrialStatus
 
 SECTION = "Study"
+# Where a trial ended, by how it ended: every TrialStatus has one (tests/test_analysis_report.py checks).
 STATUS_COLOURS = {
     TrialStatus.COMPLETED: "tab:green",
     TrialStatus.STOPPED_EARLY: "tab:orange",
     TrialStatus.DIVERGED: "tab:red",
     TrialStatus.SILENT: "tab:purple",
     TrialStatus.SATURATED: "tab:brown",
+    TrialStatus.STALLED: "tab:olive",
     TrialStatus.ERROR: "black",
 }
+# Statuses of trials that stopped themselves while their loss was finite: the caption names each that occurred.
+UNABLE_TO_LEARN = (TrialStatus.SILENT, TrialStatus.SATURATED, TrialStatus.STALLED)
 BEST_COLOUR = "tab:blue"
 AXIS_LABELS = {"val_acc": "validation accuracy", "val_loss": "validation loss"}
 SCORE_LABEL = f"best {AXIS_LABELS.get(METRIC, METRIC)}"  # a trial's score: its best epoch
 
 
-def side_by_side(experiments: list[Experiment]) -> list[Experiment]:
+def side_by_side(experiments: list[ArchitectureResult]) -> list[ArchitectureResult]:
     """Conventional studies first, then spiking ones, each group by dataset: the ANN/SNN pairs line up."""
     return sorted(experiments, key=lambda e: (e.spiking, e.dataset, e.arch))
 
@@ -44,7 +48,7 @@ def _legend(figure, statuses: set[str], best_label: str, best_marker: dict) -> N
     figure.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize="small")
 
 
-def learning_curves(experiments: list[Experiment], out_dir: Path) -> Artifact:
+def learning_curves(experiments: list[ArchitectureResult], out_dir: Path) -> Artifact:
     """Validation accuracy and loss per epoch of every trial, one column per study; a marker where each trial ended."""
     ordered = side_by_side(experiments)
     figure, axes = plt.subplots(2, len(ordered), figsize=(4.5 * len(ordered), 7), squeeze=False, sharex="col", layout="constrained")
@@ -64,13 +68,18 @@ def learning_curves(experiments: list[Experiment], out_dir: Path) -> Artifact:
     figure.suptitle("Validation accuracy and loss per epoch (marker: the epoch a trial ended, coloured by how it ended)")
     path = save_figure(figure, out_dir / "learning_curves.png")
     stopped = sum(trial.status == TrialStatus.STOPPED_EARLY for e in experiments for trial in e.trials)
-    unable = sum(trial.status in (TrialStatus.SILENT, TrialStatus.SATURATED) for e in experiments for trial in e.trials)
-    unable_note = f"; {plural(unable, 'trial')} stopped themselves as silent or saturated (purple, brown)" if unable else ""
     caption = (
         f"{AXIS_LABELS.get(METRIC, METRIC).capitalize()} (top) and validation loss (bottom) per epoch of all {sum(len(e.trials) for e in experiments)} trials; "
-        f"the best trial is thick blue; ASHA stopped {plural(stopped, 'trial')} early (orange markers){unable_note}; dotted: the epoch limit."
+        f"the best trial is thick blue; ASHA stopped {plural(stopped, 'trial')} early (orange markers){_unable_note(experiments)}; dotted: the epoch limit."
     )
     return Artifact(path, caption, SECTION)
+
+
+def _unable_note(experiments: list[ArchitectureResult]) -> str:
+    """'; 3 trials stopped themselves: 2 silent (purple), 1 stalled (olive)', for the UNABLE_TO_LEARN statuses that occurred."""
+    counts = {status: sum(trial.status == status for e in experiments for trial in e.trials) for status in UNABLE_TO_LEARN}
+    parts = [f"{count} {status} ({STATUS_COLOURS[status].removeprefix('tab:')})" for status, count in counts.items() if count]
+    return f"; {plural(sum(counts.values()), 'trial')} stopped themselves: {', '.join(parts)}" if parts else ""
 
 
 def _plot_trial(axis, trial: Trial, metric: str, best: bool) -> None:
@@ -80,7 +89,7 @@ def _plot_trial(axis, trial: Trial, metric: str, best: bool) -> None:
     colour, width, alpha = (BEST_COLOUR, 2.5, 1.0) if best else ("grey", 1.0, 0.6)
     axis.plot(history["epoch"], history[metric], color=colour, linewidth=width, alpha=alpha, zorder=3 if best else 2)
     last = history.dropna(subset=[metric]).tail(1)
-    axis.scatter(last["epoch"], last[metric], color=STATUS_COLOURS.get(trial.status, "black"), s=30, zorder=4, edgecolor="white")
+    axis.scatter(last["epoch"], last[metric], color=STATUS_COLOURS[trial.status], s=30, zorder=4, edgecolor="white")
 
 
 def _positions(values: list) -> tuple[np.ndarray, list[str] | None]:
@@ -91,7 +100,7 @@ def _positions(values: list) -> tuple[np.ndarray, list[str] | None]:
     return np.array([np.nan if v is None else float(v) for v in values]), None
 
 
-def hyperparameter_effects(experiment: Experiment, out_dir: Path) -> Artifact | None:
+def hyperparameter_effects(experiment: ArchitectureResult, out_dir: Path) -> Artifact | None:
     """Each trial's best validation accuracy against each searched hyperparameter; None when nothing varied."""
     search = search_of(experiment)
     if search is None:
@@ -132,7 +141,7 @@ def hyperparameter_effects(experiment: Experiment, out_dir: Path) -> Artifact | 
     return Artifact(path, caption, SECTION)
 
 
-def importance_chart(experiment: Experiment, importance: Importance, out_dir: Path) -> Artifact:
+def importance_chart(experiment: ArchitectureResult, importance: Importance, out_dir: Path) -> Artifact:
     """A horizontal bar per searched hyperparameter, largest importance on top."""
     names = list(importance.values)[::-1]
     figure, axis = plt.subplots(figsize=(6, 0.45 * len(names) + 1.2))
@@ -151,7 +160,7 @@ def importance_chart(experiment: Experiment, importance: Importance, out_dir: Pa
     return Artifact(path, caption, SECTION)
 
 
-def parallel_coordinates(experiment: Experiment, out_dir: Path) -> Artifact | None:
+def parallel_coordinates(experiment: ArchitectureResult, out_dir: Path) -> Artifact | None:
     """One line per trial through normalized axes of the searched hyperparameters, coloured by its score."""
     search = search_of(experiment)
     if search is None:

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 from analysis.artifacts import Artifact, save_figure
 from analysis.comparison import SECTION
 from analysis.content import plural
-from analysis.experiment import Experiment, Trial
+from analysis.experiment import ArchitectureResult, Trial
 from analysis.operations import checkpoint_operations
 from analysis.study_figures import AXIS_LABELS
 from study.config import METRIC
@@ -32,6 +32,7 @@ class TrialPoint:
     trial_id: str
     accuracy: float  # METRIC at the trial's last epoch: the epoch of the checkpoint whose operations were counted
     energy_pj: float  # estimated energy per inference
+    synthetic: bool = False  # the study ran on synthetic data
 
 
 def pareto_front(cost: list[float], accuracy: list[float]) -> list[bool]:
@@ -51,7 +52,7 @@ def _last_accuracy(trial: Trial) -> float | None:
 
 
 def trial_points(
-    experiment: Experiment, samples: int, data_dir: Path | None, cache_dir: Path, table: EnergyTable, on_trial: Callable[[], None] = lambda: None
+    experiment: ArchitectureResult, samples: int, data_dir: Path | None, cache_dir: Path, table: EnergyTable, on_trial: Callable[[], None] = lambda: None
 ) -> list[TrialPoint]:
     """One point per trial that saved a checkpoint; `on_trial` is called after each trial (a progress bar)."""
     points = []
@@ -59,7 +60,7 @@ def trial_points(
         accuracy = _last_accuracy(trial)
         if trial.checkpoint is not None and accuracy is not None:
             count = checkpoint_operations(trial.checkpoint, samples, data_dir, cache_dir)
-            points.append(TrialPoint(experiment.title, experiment.dataset, trial.trial_id, accuracy, table.energy_pj(count)))
+            points.append(TrialPoint(experiment.title, experiment.dataset, trial.trial_id, accuracy, table.energy_pj(count), experiment.synthetic))
         on_trial()
     return points
 
@@ -88,7 +89,7 @@ def tradeoff_figure(points: list[TrialPoint], out_dir: Path, table: EnergyTable)
     axis.set_ylabel(f"{AXIS_LABELS.get(METRIC, METRIC)} at the trial's last epoch")
     axis.grid(alpha=0.3, which="both")
     axis.legend(fontsize="small")
-    axis.set_title("Accuracy against energy, every trial of every study" + (" (synthetic data)" if any("(synthetic)" in p.study for p in shown) else ""))
+    axis.set_title("Accuracy against energy, every trial of every study" + (" (synthetic data)" if any(p.synthetic for p in shown) else ""))
     path = save_figure(figure, out_dir / "accuracy_vs_energy.png")
     studies = {p.study for p in shown}
     left_out = len(points) - len(shown)
@@ -103,10 +104,10 @@ def tradeoff_figure(points: list[TrialPoint], out_dir: Path, table: EnergyTable)
     return Artifact(path, caption, SECTION)
 
 
-def searched_fronts(experiment: Experiment) -> list | None:
+def searched_fronts(experiment: ArchitectureResult) -> list | None:
     """The Optuna study an energy-aware search (--objective accuracy,energy) kept for this architecture: its
     complete trials and which of them are on its Pareto front; None when the study searched accuracy only."""
-    if "energy" not in experiment.settings.get("objectives", ()):
+    if "energy" not in experiment.settings.objectives:
         return None
     import optuna
 
@@ -121,15 +122,15 @@ def searched_fronts(experiment: Experiment) -> list | None:
     return None
 
 
-def searched_front_figure(experiments: list[Experiment], out_dir: Path) -> Artifact | None:
+def searched_front_figure(experiments: list[ArchitectureResult], out_dir: Path) -> Artifact | None:
     """Each energy-aware search's complete trials, validation accuracy against estimated energy, with the Pareto
     front Optuna found joined; None when no experiment searched energy."""
-    searched = {experiment.title: points for experiment in experiments if (points := searched_fronts(experiment))}
+    searched = {experiment: points for experiment in experiments if (points := searched_fronts(experiment))}
     if not searched:
         return None
     figure, axis = plt.subplots(figsize=(7.5, 5))
-    for index, (title, points) in enumerate(searched.items()):
-        dots = axis.scatter([v[1] for v, _ in points], [v[0] for v, _ in points], marker=MARKERS[index % len(MARKERS)], s=45, alpha=0.6, label=title)
+    for index, (experiment, points) in enumerate(searched.items()):
+        dots = axis.scatter([v[1] for v, _ in points], [v[0] for v, _ in points], marker=MARKERS[index % len(MARKERS)], s=45, alpha=0.6, label=experiment.title)
         front = sorted((v for v, on in points if on), key=lambda values: values[1])  # by increasing energy
         axis.step([v[1] for v in front], [v[0] for v in front], where="post", color=dots.get_facecolor()[0], linewidth=1.5)
     axis.set_xscale("log")
@@ -137,7 +138,7 @@ def searched_front_figure(experiments: list[Experiment], out_dir: Path) -> Artif
     axis.set_ylabel(f"{AXIS_LABELS.get(METRIC, METRIC)} at the trial's last epoch")
     axis.grid(alpha=0.3, which="both")
     axis.legend(fontsize="small")
-    synthetic = any("(synthetic)" in title for title in searched)
+    synthetic = any(experiment.synthetic for experiment in searched)
     axis.set_title("The searched Pareto fronts of accuracy and energy" + (" (synthetic data)" if synthetic else ""))
     path = save_figure(figure, out_dir / "searched_front.png")
     trials = sum(len(points) for points in searched.values())

@@ -1,4 +1,4 @@
-"""What the command-line entry points share: argument types and how a UserError reaches the user."""
+"""What the command-line entry points share: argument types, which flags were typed, and how a UserError reaches the user."""
 
 from __future__ import annotations
 
@@ -48,6 +48,18 @@ def check_folder_name(flag: str, name: str, under: str, extra: str = "") -> None
         raise UserError(f"{flag} {name!r}: use letters, digits, {shown} only (it names a folder under {under}).")
     if len(name) > NAME_MAX:
         raise UserError(f"{flag} is {len(name)} characters long: it names a folder under {under}, so use at most {NAME_MAX}.")
+
+
+class _Untyped(list):
+    """What a flag holds when it was not typed (a list, so that append flags such as --fix still work)."""
+
+
+def typed_flags(parser: argparse.ArgumentParser, argv: list[str] | None, args: argparse.Namespace) -> frozenset[str]:
+    """The destinations of the flags typed in `argv` (parsed as `args`): argparse fills in a default only
+    where the namespace has no value yet, so a flag left at a marker was not typed."""
+    untyped = _Untyped()
+    typed = parser.parse_args(argv, namespace=argparse.Namespace(**dict.fromkeys(vars(args), untyped)))
+    return frozenset(name for name, value in vars(typed).items() if value is not untyped)
 
 
 EXIT_BAD_INPUT = 2

@@ -13,19 +13,20 @@ with one state to resume and one dashboard.
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
 from study.config import ARCH_KEY
+from study.files import write_atomically
 
 
 class PickledState:
     """A searcher whose whole state pickles: Ray saves it with the experiment and restores it on --resume."""
 
     def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as file:
-            pickle.dump(self.__dict__, file)
+        write_atomically(Path(checkpoint_path), pickle.dumps(self.__dict__))
 
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "rb") as file:

@@ -19,6 +19,14 @@ OBJECTIVES = {"accuracy": (METRIC, MODE), "energy": (ENERGY_METRIC, "min")}
 # A trial's config holds its Hyperparams and, beside them: which architecture it trains (a comparison's
 # trials differ in it), and for a repeat of a best configuration its seed and its number.
 ARCH_KEY, SEED_KEY, REPEAT_KEY = "arch", "seed", "repeat"
+# An experiment folder's layout, here rather than in study.storage so that reading it costs no pyarrow.
+STUDY_FILE = "study.json"  # the settings the study was started with; --resume reads them back
+REPEATS = "repeats"  # the folder of the repeats' own Ray experiment, inside the study's
+
+
+def experiment_path(storage: str, name: str) -> str:
+    """The experiment folder `<storage>/<name>` (storage: a path or a URI)."""
+    return f"{storage.rstrip('/')}/{name}"
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ The checkpoint says which dataset and architecture it belongs to; exit status 2 
 not a usable checkpoint (another layout, weights that do not fit its architecture, a pickle).
 By default it uses the data folder and the test subset of the study that wrote it (found through
 its experiment folder, as analysis.gradcam does), so it reproduces the study's test_acc.
-Imports neither Ray Tune nor Optuna: testing one model needs only torch and the data.
+Imports neither Ray Tune, Optuna nor pyarrow: testing one model needs only torch and the data.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from study.cli import count, print_error
 from study.errors import UserError
 from study.final_test import checkpoint_test_split, final_test
 from study.loop import pick_device
+from study.naming import model_on_data
 from study.origin import checkpoint_data_dir, experiment_test_limit
-
 
 
 def _number(value: float | None) -> str:
@@ -41,9 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         result = final_test(settings, model, hp, device, test_set)
     except UserError as error:
         return print_error(error)
-    synthetic = " (synthetic data)" if settings.synthetic else ""
     print(
-        f"{args.checkpoint}: {settings.arch} on {settings.dataset}{synthetic}: test_acc {result.test_acc:.4f}, "
+        f"{args.checkpoint}: {model_on_data(settings.arch, settings.dataset, settings.synthetic)}: test_acc {result.test_acc:.4f}, "
         f"test_loss {_number(result.test_loss)} over {result.test_samples} test samples from {settings.data_dir}"
     )
     return 0

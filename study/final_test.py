@@ -1,7 +1,8 @@
-"""The test split, used once per model: the best model of a study, or an exported checkpoint tested again."""
+"""The test split, used once per model: the best model of a study, a repeat's best epoch, or an exported checkpoint tested again."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from study.data.prepare import prepare_data
 from study.loop import input_adapter, make_loader, measure, trial_test_set
 from study.models.common import OUTPUT_SPIKES
 from study.precision import resolve
+from study.registry import build_model
 
 
 @dataclass(frozen=True)
@@ -57,3 +59,26 @@ def checkpoint_test_split(payload: dict, data_dir: Path, test_limit: int | None)
     )
     prepare_data(settings, splits=(False,))
     return settings, hp, trial_test_set(settings, hp)
+
+
+@dataclass
+class BestSoFar:
+    """A repeat's best epoch by validation accuracy: the model it is tested with when training ends."""
+
+    val_acc: float = -1.0
+    epoch: int = 0
+    state: dict | None = None
+
+    def update(self, metrics: dict, model) -> None:
+        if metrics["val_acc"] > self.val_acc:
+            self.val_acc, self.epoch = metrics["val_acc"], metrics["epoch"]
+            self.state = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+
+
+def best_epoch_on_test_split(best: BestSoFar, settings: StudySettings, hp: Hyperparams, device) -> tuple[dict, dict]:
+    """A repeat's test: its best-validation model on the test split. (metrics, predictions file contents)."""
+    model = build_model(settings.dataset, settings.arch, hp).to(device)
+    model.load_state_dict(best.state)
+    tested, predicted, labels = predict_test_split(settings, model.eval(), hp, device)
+    metrics = {**dataclasses.asdict(tested), "best_epoch": best.epoch, "best_val_acc": best.val_acc}
+    return metrics, {"predicted": predicted, "labels": labels}

@@ -88,11 +88,11 @@ def _junit(path: Path) -> list[dict]:
 def cuda_tests(timeout: float = 300) -> dict:
     """Section 2: the tests marked `cuda`, in a child process (a crash or a hang stays there)."""
     with tempfile.TemporaryDirectory() as folder:
-        report = Path(folder) / "junit.xml"
-        command = [sys.executable, "-m", "pytest", "-m", "cuda", "-q", "-p", "no:cacheprovider", f"--junitxml={report}", *CUDA_TEST_FILES]
+        junit_xml = Path(folder) / "junit.xml"
+        command = [sys.executable, "-m", "pytest", "-m", "cuda", "-q", "-p", "no:cacheprovider", f"--junitxml={junit_xml}", *CUDA_TEST_FILES]
         started = time.perf_counter()
         finished = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout)
-        tests = _junit(report) if report.exists() else []
+        tests = _junit(junit_xml) if junit_xml.exists() else []
     counts = {outcome: sum(t["outcome"] == outcome for t in tests) for outcome in ("passed", "failed", "skipped")}
     return {**counts, "exit_status": finished.returncode, "seconds": time.perf_counter() - started, "tests": tests,
             "output_tail": (finished.stdout + finished.stderr)[-3000:]}

@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 import torch.nn.functional as F
@@ -22,8 +22,12 @@ from study.config import Hyperparams, StudySettings
 from study.data.datasets import final_test_set, train_val_datasets
 from study.data.encoding import to_model_input
 from study.data.frames import FrameSpec
+from study.models.calibration import calibrate
 from study.precision import autocast
 from study.registry import ARCHITECTURES, DATASETS
+
+if TYPE_CHECKING:
+    from study.summary import TrialStatus
 
 OPTIMIZERS = {
     "adam": lambda params, hp: torch.optim.Adam(params, lr=hp.lr, weight_decay=hp.weight_decay),
@@ -33,19 +37,11 @@ OPTIMIZERS = {
 Adapter = Callable[[torch.Tensor], torch.Tensor]
 
 
-def pick_device(in_trial: bool = False) -> torch.device:
-    """CUDA when there is one (inside a trial: only when Ray gave the trial a GPU), else the CPU.
-
-    Ray 2.60 no longer hides GPUs from trials that asked for none, so a trial checks its own share.
-    """
-    if in_trial:
-        import ray
-
-        # Outside a Ray worker (a test calling train_trial) there is no share to ask for; asking
-        # would start a Ray runtime as a side effect.
-        gpus = ray.get_gpu_ids() if ray.is_initialized() else []
-        return torch.device("cuda" if gpus and torch.cuda.is_available() else "cpu")
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def pick_device(given_gpu: bool | None = None) -> torch.device:
+    """CUDA when there is one, else the CPU. `given_gpu`: inside a trial, whether Ray gave it a GPU
+    (study.trainable asks Ray); without one the trial stays on the CPU even where CUDA is visible."""
+    usable = torch.cuda.is_available() if given_gpu is None else given_gpu and torch.cuda.is_available()
+    return torch.device("cuda" if usable else "cpu")
 
 
 def input_adapter(dataset: str, arch: str, hp: Hyperparams) -> Adapter:
@@ -214,12 +210,14 @@ def stalled(epoch: int, val: EpochResult, classes: int, epochs_left: int) -> boo
     return checkable and epoch == STALLED_AFTER and not above_chance(val.acc, val.samples, classes)
 
 
-def firing_problem(layer_rates: dict[str, float]) -> str | None:
-    """"silent" when a layer emitted no spike at all, "saturated" when one fired at almost every step, else None."""
+def firing_problem(layer_rates: dict[str, float]) -> TrialStatus | None:
+    """SILENT when a layer emitted no spike at all, SATURATED when one fired at almost every step, else None."""
+    from study.summary import TrialStatus  # here: study.summary loads scipy.stats, which testing a checkpoint never needs
+
     if any(rate == 0 for rate in layer_rates.values()):
-        return "silent"
+        return TrialStatus.SILENT
     if any(rate >= SATURATED_RATE for rate in layer_rates.values()):
-        return "saturated"
+        return TrialStatus.SATURATED
     return None
 
 
@@ -228,7 +226,9 @@ def epoch_metrics(
 ) -> dict:
     """What a trial reports each epoch. With `classes` (as a trial calls it), whether it cannot learn: after
     epoch 1 silent or saturated (over its whole training epoch); after STALLED_AFTER epochs, with epochs
-    left, still at chance."""
+    left, still at chance. Each is reported as a metric named after its TrialStatus."""
+    from study.summary import TrialStatus  # here, as in firing_problem
+
     metrics = {
         "epoch": epoch,
         "train_loss": train.loss,
@@ -242,9 +242,20 @@ def epoch_metrics(
         metrics["spike_rate"] = val.spike_rate
         metrics |= {LAYER_RATE + name: rate for name, rate in val.layer_rates.items()}
     if train.diverged or val.diverged:
-        metrics["diverged"] = True
+        metrics[TrialStatus.DIVERGED.value] = True
     elif classes is not None and epoch == 1 and (problem := firing_problem(train.layer_rates)):
-        metrics[problem] = True
+        metrics[problem.value] = True
     elif classes is not None and stalled(epoch, val, classes, epochs_left):
-        metrics["stalled"] = True
+        metrics[TrialStatus.STALLED.value] = True
     return metrics
+
+
+def calibrate_on_first_batch(model: nn.Module, loader: DataLoader, adapt: Adapter, device, seed: int, events: bool) -> None:
+    """Set a spiking model's input scale and layer gains from epoch 1's first training batch (study.models.calibration).
+
+    `loader` is reseeded with `seed + 1`, the seed epoch 1 draws its order from, so the batch is the one training starts with.
+    """
+    loader.generator.manual_seed(seed + 1)
+    inputs, _ = next(iter(loader))
+    calibration = calibrate(model, adapt(inputs.to(device)), events=events)
+    print(f"Calibrated on the first training batch: {calibration.describe()}", flush=True)

@@ -119,7 +119,12 @@ def dense_products(module: nn.Module, args: tuple) -> float:
     if isinstance(module, nn.Conv2d):  # how many inputs each output sees depends on its place: convolve ones
         ones = torch.ones_like(x, dtype=torch.float32)
         return conv_products(module, ones, torch.ones_like(module.weight, dtype=torch.float32))
-    return float(x.numel()) * module.out_features  # every input reaches every output
+    return dense_linear_products(module, x)
+
+
+def dense_linear_products(linear: nn.Linear, x: torch.Tensor) -> float:
+    """Every product of one call of `linear` on `x` [..., in]: every input reaches every output."""
+    return float(x.numel()) * linear.out_features
 
 
 @dataclass
@@ -189,25 +194,31 @@ def model_size(model: nn.Module) -> tuple[int, int]:
     return parameters, size
 
 
-def tally_pass(model: nn.Module, inputs: torch.Tensor, tally: Tally) -> Output:
-    """Run `model` once over `inputs` (`[T, B, ...]` spiking, `[B, ...]` otherwise), adding to `tally`."""
-    handles = [
-        module.register_forward_pre_hook(lambda module, args, name=name: tally.layer(name, module, args))
-        for name, module in model.named_modules()
-        if isinstance(module, COUNTED_LAYERS)
-    ]
-    if not model.spiking:
-        handles += [
-            module.register_forward_hook(lambda module, args, output: tally.activation(output))
-            for module in model.modules()
-            if isinstance(module, nn.ReLU)
-        ]
+def run_hooked(model: nn.Module, inputs: torch.Tensor, pre_hooks=(), hooks=()) -> Output:
+    """One forward pass of `model` over `inputs` without gradients, with the (module, hook) pairs of `pre_hooks`
+    (forward pre-hooks) and `hooks` (forward hooks) attached for this pass only."""
+    handles = [module.register_forward_pre_hook(hook) for module, hook in pre_hooks]
+    handles += [module.register_forward_hook(hook) for module, hook in hooks]
     try:
         with torch.no_grad():
-            output = model.run(inputs)
+            return model.run(inputs)
     finally:
         for handle in handles:
             handle.remove()
+
+
+def tally_pass(model: nn.Module, inputs: torch.Tensor, tally: Tally) -> Output:
+    """Run `model` once over `inputs` (`[T, B, ...]` spiking, `[B, ...]` otherwise), adding to `tally`."""
+    layers = [
+        (module, lambda module, args, name=name: tally.layer(name, module, args))
+        for name, module in model.named_modules()
+        if isinstance(module, COUNTED_LAYERS)
+    ]
+    # A spiking model's activations are its recorded spikes (Tally.neuron_states); the CNN's its ReLU outputs.
+    relus = [] if model.spiking else [
+        (module, lambda module, args, output: tally.activation(output)) for module in model.modules() if isinstance(module, nn.ReLU)
+    ]
+    output = run_hooked(model, inputs, pre_hooks=layers, hooks=relus)
     if model.spiking:
         tally.neuron_states(output)
     tally.samples += inputs.shape[1] if model.spiking else inputs.shape[0]
@@ -231,16 +242,10 @@ def framework_macs(model: nn.Module, inputs: torch.Tensor) -> float:
 
     def add(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
         nonlocal total
-        if isinstance(module, nn.Conv2d):
+        if isinstance(module, nn.Conv2d):  # padding included: the framework multiplies it too
             total += output.numel() * (module.in_channels // module.groups) * module.kernel_size[0] * module.kernel_size[1]
         else:
-            total += args[0].numel() * module.out_features
+            total += dense_linear_products(module, args[0])
 
-    handles = [module.register_forward_hook(add) for module in model.modules() if isinstance(module, (nn.Conv2d, nn.Linear))]
-    try:
-        with torch.no_grad():
-            model.run(inputs)
-    finally:
-        for handle in handles:
-            handle.remove()
+    run_hooked(model, inputs, hooks=[(module, add) for module in model.modules() if isinstance(module, (nn.Conv2d, nn.Linear))])
     return total

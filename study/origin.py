@@ -11,23 +11,24 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from study.storage import STUDY_FILE
+from study.config import STUDY_FILE
+from study.invocation import RecordedSettings
 
 
-def _study_record_near(folder: Path, levels: int = 3) -> dict | None:
-    """The study.json in `folder` or up to `levels` folders above it, if any can be read."""
+def _study_record_near(folder: Path, levels: int = 3) -> RecordedSettings | None:
+    """The settings of the study.json in `folder` or up to `levels` folders above it, if any can be read."""
     for candidate in [folder, *folder.parents][: levels + 1]:
         try:
             record = json.loads((candidate / STUDY_FILE).read_text())
         except (OSError, ValueError):
             continue
-        if isinstance(record, dict) and isinstance(record.get("settings"), dict):
-            return record
+        if (settings := RecordedSettings.of(record)) is not None:
+            return settings
     return None
 
 
-def study_settings_of(checkpoint: Path) -> dict | None:
-    """study.json's "settings" of the experiment `checkpoint` came from, None when it cannot be found."""
+def study_settings_of(checkpoint: Path) -> RecordedSettings | None:
+    """study.json's settings of the experiment `checkpoint` came from, None when it cannot be found."""
     checkpoint = Path(checkpoint).resolve()
     places = [checkpoint.parent]
     try:
@@ -37,18 +38,18 @@ def study_settings_of(checkpoint: Path) -> dict | None:
     if isinstance(trial_checkpoint, str) and "://" not in trial_checkpoint:  # remote storage: nothing to read here
         places.insert(0, Path(trial_checkpoint))
     for place in places:
-        record = _study_record_near(place)
-        if record is not None:
-            return record["settings"]
+        settings = _study_record_near(place)
+        if settings is not None:
+            return settings
     return None
 
 
 def experiment_data_dir(checkpoint: Path) -> Path | None:
     """The data folder of the study `checkpoint` came from, None when unknown or no longer there."""
-    data_dir = (study_settings_of(checkpoint) or {}).get("data_dir")
-    if isinstance(data_dir, str) and Path(data_dir).is_dir():  # a moved or deleted data folder: fall back to the default
-        return Path(data_dir)
-    return None
+    settings = study_settings_of(checkpoint)
+    if settings is not None and settings.data_dir is not None and settings.data_dir.is_dir():
+        return settings.data_dir
+    return None  # a moved or deleted data folder: fall back to the default
 
 
 # Where a checkpoint is read against when neither the user nor its experiment names a data folder.
@@ -62,5 +63,5 @@ def checkpoint_data_dir(checkpoint: Path, given: Path | None = None) -> Path:
 
 def experiment_test_limit(checkpoint: Path) -> int | None:
     """The --test-limit of the study `checkpoint` came from (None: the whole split, or unknown)."""
-    limit = (study_settings_of(checkpoint) or {}).get("test_limit")
-    return limit if isinstance(limit, int) and not isinstance(limit, bool) and limit >= 1 else None
+    settings = study_settings_of(checkpoint)
+    return settings.test_limit if settings is not None else None

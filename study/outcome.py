@@ -76,7 +76,7 @@ def best_checkpoint(results):
     best = None
     for result in results:
         for checkpoint, metrics in result.best_checkpoints or []:
-            if METRIC in metrics and not metrics.get("diverged") and (best is None or rank_key(metrics) > rank_key(best[2])):
+            if METRIC in metrics and not metrics.get(TrialStatus.DIVERGED.value) and (best is None or rank_key(metrics) > rank_key(best[2])):
                 best = (result, checkpoint, metrics)
     return best
 

@@ -9,32 +9,30 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import json
 import shlex
 import signal
 import sys
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
-from study.cli import check_folder_name, count, gpu_share, print_error, retries, seed, share
+from study.cli import check_folder_name, count, gpu_share, print_error, retries, seed, share, typed_flags
 from study.cluster import check_dashboard_host, check_reachable, connect_ray, trial_resources, use_token_to_join
-from study.config import OBJECTIVES, StudySettings
+from study.config import OBJECTIVES, STUDY_FILE, StudySettings
 from study.data.prepare import prepare_data
 from study.driver_signals import interrupt, signal_handlers, tune_stops_on_sigterm
 from study.errors import UserError
+from study.invocation import DEFAULTS, SMOKE, Invocation, to_record
+from study.naming import default_name
 from study.precision import PRECISIONS
 from study.registry import ARCHITECTURES, DATASETS, PRESETS
+from study.resuming import resumed
 from study.saved_state import check_restorable, every_trial_ended
 from study.search import check_search, fixed_values
-from study.storage import STUDY_FILE, check_new, check_storage_writable, exists, experiment_path, load_study, one_driver, save_study
+from study.storage import check_new, check_storage_writable, exists, one_driver, save_study
 from study.summary import Summary
 from study.writable import check_writable_folder
 
-# --smoke: a whole study on tiny subsets (about two minutes on 2 CPU cores, see README).
-SMOKE = {"num_samples": 2, "max_epochs": 2, "train_limit": 200, "val_limit": 50, "test_limit": 50, "repeats": 2}
 DEFAULT_CHECKPOINTS_DIR = Path("checkpoints")
-DEFAULTS = {"num_samples": 20, "max_epochs": 10, "train_limit": None, "val_limit": None, "test_limit": None, "repeats": 3}
 
 
 def architectures(text: str) -> tuple[str, ...]:
@@ -134,28 +132,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@dataclass(frozen=True)
-class Invocation:
-    """What study.json keeps: the study's settings and how it is scheduled and stored."""
-
-    settings: StudySettings
-    name: str
-    storage: str
-    num_samples: int
-    gpus_per_trial: float | None
-    max_concurrent: int | None
-    max_failures: int
-    checkpoints_dir: Path
-    preset: str | None = None
-    fixed: dict = dataclasses.field(default_factory=dict)  # hyperparameters not searched: the preset's, then --fix
-    archs: tuple[str, ...] = ()  # the architectures compared (settings.arch is the first)
-    repeats: int = 0  # trainings of each best configuration with new seeds, after the searches
-
-    @property
-    def experiment_path(self) -> str:
-        return experiment_path(self.storage, self.name)
-
-
 def interpret(args: argparse.Namespace) -> Invocation:
     """Arguments -> typed settings, with --smoke defaults where the user gave no value."""
     defaults = SMOKE if args.smoke else DEFAULTS
@@ -187,7 +163,7 @@ def interpret(args: argparse.Namespace) -> Invocation:
         objectives=args.objective,
     )
     storage = args.storage if "://" in args.storage else str(Path(args.storage).resolve())
-    name = args.name or f"{args.dataset}-{'-'.join(archs)}" + ("-synthetic" if args.synthetic else "")
+    name = args.name or default_name(args.dataset, archs, args.synthetic)
     check_folder_name("--name", name, "--storage")
     return Invocation(
         settings=settings,
@@ -203,95 +179,6 @@ def interpret(args: argparse.Namespace) -> Invocation:
         archs=archs,
         repeats=chosen["repeats"],
     )
-
-
-def to_record(invocation: Invocation) -> dict:
-    """What study.json keeps of an invocation (plain JSON)."""
-    return json.loads(json.dumps(dataclasses.asdict(invocation), default=str))
-
-
-def from_record(record: dict) -> Invocation:
-    settings = {**record["settings"], "data_dir": Path(record["settings"]["data_dir"])}
-    settings["objectives"] = tuple(settings.get("objectives", ("accuracy",)))  # a JSON list; absent before --objective
-    archs = tuple(record.get("archs") or (settings["arch"],))  # study.json of a one-architecture study names none
-    return Invocation(**{**record, "settings": StudySettings(**settings), "checkpoints_dir": Path(record["checkpoints_dir"]), "archs": archs})
-
-
-# Where the value of each flag that study.json keeps lands in an Invocation ("settings.x": its StudySettings'
-# x). --resume takes the study's own values for them; it honours only the dataset, --name, --storage,
-# --checkpoints-dir, --address and --dashboard-host. --smoke sets the values SMOKE names.
-KEPT_BY_STUDY = {
-    "arch": "archs",
-    "seed": "settings.seed",
-    "objective": "settings.objectives",
-    "preset": "preset",
-    "fix": "fixed",
-    "num_samples": "num_samples",
-    "max_epochs": "settings.max_epochs",
-    "repeats": "repeats",
-    "data_dir": "settings.data_dir",
-    "synthetic": "settings.synthetic",
-    "train_limit": "settings.train_limit",
-    "val_limit": "settings.val_limit",
-    "test_limit": "settings.test_limit",
-    "cpus_per_trial": "settings.cpus_per_trial",
-    "gpus_per_trial": "gpus_per_trial",
-    "max_concurrent": "max_concurrent",
-    "max_failures": "max_failures",
-    "precision": "settings.precision",
-    "calibrate": "settings.calibrate",
-}
-FLAG_NAMES = {"calibrate": "--no-calibration"}  # the flags not spelled --<destination>
-
-
-class _Untyped(list):
-    """What a flag holds when it was not typed (a list, so that append flags such as --fix still work)."""
-
-
-def typed_flags(parser: argparse.ArgumentParser, argv: list[str] | None, args: argparse.Namespace) -> frozenset[str]:
-    """The destinations of the flags typed in `argv` (parsed as `args`): argparse fills in a default only
-    where the namespace has no value yet, so a flag left at a marker was not typed."""
-    untyped = _Untyped()
-    typed = parser.parse_args(argv, namespace=argparse.Namespace(**dict.fromkeys(vars(args), untyped)))
-    return frozenset(name for name, value in vars(typed).items() if value is not untyped)
-
-
-def _value(invocation: Invocation, field: str):
-    for part in field.split("."):
-        invocation = getattr(invocation, part)
-    return invocation
-
-
-def check_nothing_ignored(asked: Invocation, started: Invocation, typed: frozenset[str]) -> None:
-    """Refuse a --resume whose typed flags differ from the study's: they would be ignored without a word
-    (a user who adds --num-samples 50 to extend a study would get the study's 20)."""
-    ignored = []
-    for name in sorted(typed & {*KEPT_BY_STUDY, "smoke"}):
-        fields = [KEPT_BY_STUDY[key] for key in SMOKE] if name == "smoke" else [KEPT_BY_STUDY[name]]
-        field = next((field for field in fields if _value(asked, field) != _value(started, field)), None)
-        if field is not None:
-            flag = FLAG_NAMES.get(name, "--" + name.replace("_", "-"))
-            ignored.append(f"{flag} ({field.split('.')[-1]} {_value(asked, field)}, not the study's {_value(started, field)})")
-    if ignored:
-        raise UserError(
-            f"--resume continues {asked.name!r} with the settings in its {STUDY_FILE}, so these flags would be ignored: "
-            f"{'; '.join(ignored)}. Leave them out to resume, or start a new study under another --name to change "
-            f"them. Nothing was changed."
-        )
-
-
-def resumed(asked: Invocation, checkpoints_dir: Path | None = None, typed: frozenset[str] = frozenset()) -> Invocation:
-    """The invocation an experiment was started with: --resume continues the same study, except where it is
-    stored and, when `checkpoints_dir` is given, where its best models are exported. `typed`: the flags the
-    user typed (typed_flags); one whose value differs from the study's is refused rather than ignored."""
-    started = from_record(load_study(asked.storage, asked.name))
-    if started.settings.dataset != asked.settings.dataset:
-        raise UserError(f"The experiment {asked.name!r} studies {started.settings.dataset}, not {asked.settings.dataset}.")
-    check_nothing_ignored(asked, started, typed)
-    check_restorable(experiment_path(asked.storage, asked.name))
-    print(f"Resuming {asked.name!r} with the settings it was started with ({STUDY_FILE}).", flush=True)
-    exports = started.checkpoints_dir if checkpoints_dir is None else checkpoints_dir.resolve()
-    return dataclasses.replace(started, storage=asked.storage, checkpoints_dir=exports)
 
 
 def check_can_start(invocation: Invocation) -> None:

@@ -152,7 +152,8 @@ def totals(outcomes: list[SearchOutcome]) -> dict:
     }
 
 
-def report(outcomes: list[SearchOutcome], trials: int, epochs: int) -> dict:
+def search_record(outcomes: list[SearchOutcome], trials: int, epochs: int) -> dict:
+    """What the search benchmark writes: its settings, each study's outcome and the totals over all."""
     return {"settings": {"trials": trials, "max_epochs": epochs}, "studies": [asdict(o) for o in outcomes], "total": totals(outcomes)}
 
 
@@ -175,7 +176,7 @@ def main_search(trials: int, epochs: int, seed: int, archs: list[str], data: lis
         print("error: the search benchmark trains on scikit-learn's digits: pip install scikit-learn (or -e '.[dev]').", file=sys.stderr)
         return 2
     print(HEADER, flush=True)
-    measured = report(run(trials, epochs, seed, archs, data), trials, epochs)
+    measured = search_record(run(trials, epochs, seed, archs, data), trials, epochs)
     from study.files import write_atomically
 
     write_atomically(out, json.dumps(measured, indent=2) + "\n")

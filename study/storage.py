@@ -14,15 +14,9 @@ from pathlib import Path
 
 import pyarrow.fs
 
+from study.config import REPEATS, STUDY_FILE, experiment_path  # noqa: F401  (REPEATS: study.tuning imports it from here)
 from study.errors import UserError
 from study.files import write_atomically
-
-STUDY_FILE = "study.json"  # the settings the study was started with; --resume reads them back
-REPEATS = "repeats"  # the folder of the repeats' own Ray experiment, inside the study's
-
-
-def experiment_path(storage: str, name: str) -> str:
-    return f"{storage.rstrip('/')}/{name}"
 
 
 def _resolve(location: str) -> tuple[pyarrow.fs.FileSystem, str]:

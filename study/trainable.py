@@ -11,33 +11,30 @@ import dataclasses
 import json
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import torch
 
 from study.checkpoint import TRIAL_CHECKPOINT_FILE, read_checkpoint, save_checkpoint
 from study.config import ARCH_KEY, ENERGY_METRIC, REPEAT_KEY, SEED_KEY, Hyperparams, StudySettings
-from study.energy import ENERGY_SAMPLES, HOROWITZ_FLOAT32
+from study.energy import energy_inputs, estimated_energy
 from study.files import write_atomically
-from study.final_test import predict_test_split
+from study.final_test import BestSoFar, best_epoch_on_test_split
 from study.loop import (
     DIVERGED,
     OPTIMIZERS,
+    calibrate_on_first_batch,
     epoch_metrics,
     input_adapter,
     make_loader,
     measure,
     pick_device,
-    seeded,
     train_one_epoch,
     trial_datasets,
 )
-from study.models.calibration import calibrate
-from study.operations import count_operations
 from study.precision import resolve
 from study.registry import DATASETS, build_model
-from study.summary import SELF_STOPPING_METRICS
+from study.summary import SELF_STOPPING_METRICS, TrialStatus
 
 PREDICTIONS_FILE = "test_predictions.json"  # in a repeat's last checkpoint: {"predicted": [...], "labels": [...]}
 
@@ -79,20 +76,6 @@ def _read_trial_checkpoint(checkpoint) -> dict:
         return read_checkpoint(Path(folder) / TRIAL_CHECKPOINT_FILE)
 
 
-@dataclass
-class BestSoFar:
-    """A repeat's best epoch by validation accuracy: the model it is tested with when training ends."""
-
-    val_acc: float = -1.0
-    epoch: int = 0
-    state: dict | None = None
-
-    def update(self, metrics: dict, model) -> None:
-        if metrics["val_acc"] > self.val_acc:
-            self.val_acc, self.epoch = metrics["val_acc"], metrics["epoch"]
-            self.state = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
-
-
 def _report(metrics: dict, model, optimizer, settings: StudySettings, hp: Hyperparams, best: BestSoFar | None, predictions: dict | None) -> None:
     """One epoch's report to Ray Tune, with the checkpoint it scores (for a repeat: its best state and, at
     the end, its test predictions)."""
@@ -117,20 +100,6 @@ def _report(metrics: dict, model, optimizer, settings: StudySettings, hp: Hyperp
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
-def energy_inputs(val_set, adapt, device, seed: int) -> torch.Tensor:
-    """ENERGY_SAMPLES validation samples spread evenly over the split (which may be ordered by class), as model
-    input (a rate encoding drawn once, with `seed`)."""
-    spacing = max(1, len(val_set) // ENERGY_SAMPLES)
-    inputs, _ = val_set[list(range(0, len(val_set), spacing))[:ENERGY_SAMPLES]]
-    with seeded(seed, device):  # the rate encoding draws on the device: the training's stream stays as it was
-        return adapt(inputs.to(device))
-
-
-def estimated_energy(model, inputs: torch.Tensor) -> float:
-    """Energy per inference in pJ, 32-bit float arithmetic (study.energy's default table)."""
-    return HOROWITZ_FLOAT32.energy_pj(count_operations(model.eval(), inputs))
-
-
 def trial_settings(config: dict, settings: StudySettings) -> tuple[StudySettings, Hyperparams, int | None]:
     """A trial's settings (its architecture and seed, where the config names them), hyperparameters, and repeat number."""
     config = dict(config)
@@ -138,13 +107,15 @@ def trial_settings(config: dict, settings: StudySettings) -> tuple[StudySettings
     return dataclasses.replace(settings, arch=arch, seed=seed), Hyperparams.from_dict(config), repeat
 
 
-def _tested(best: BestSoFar, settings: StudySettings, hp: Hyperparams, device) -> tuple[dict, dict]:
-    """A repeat's test: its best-validation model on the test split. (metrics, predictions file contents)."""
-    model = build_model(settings.dataset, settings.arch, hp).to(device)
-    model.load_state_dict(best.state)
-    tested, predicted, labels = predict_test_split(settings, model.eval(), hp, device)
-    metrics = {**dataclasses.asdict(tested), "best_epoch": best.epoch, "best_val_acc": best.val_acc}
-    return metrics, {"predicted": predicted, "labels": labels}
+def given_gpu() -> bool:
+    """Whether Ray gave this trial a GPU: Ray 2.60 no longer hides GPUs from trials that asked for none.
+
+    Outside a Ray worker (a test calling train_trial) there is no share to ask for; asking would start a
+    Ray runtime as a side effect.
+    """
+    import ray
+
+    return bool(ray.get_gpu_ids()) if ray.is_initialized() else False
 
 
 def train_trial(config: dict, settings: StudySettings) -> None:
@@ -159,7 +130,7 @@ def train_trial(config: dict, settings: StudySettings) -> None:
     source = DATASETS[settings.dataset].source
     torch.set_num_threads(settings.torch_threads)
     torch.manual_seed(settings.seed)
-    device = pick_device(in_trial=True)
+    device = pick_device(given_gpu())
     precision = resolve(settings.precision, device)
 
     train_set, val_set = trial_datasets(settings, hp)
@@ -182,10 +153,7 @@ def train_trial(config: dict, settings: StudySettings) -> None:
         if best is not None:
             best = BestSoFar(state["best_val_acc"], state["best_epoch"], state["best_model"])
     elif settings.calibrate and model.spiking:
-        train_loader.generator.manual_seed(settings.seed + 1)
-        inputs, _ = next(iter(train_loader))  # epoch 1's first training batch
-        calibration = calibrate(model, adapt(inputs.to(device)), events=source.kind == "events")
-        print(f"Calibrated on the first training batch: {calibration.describe()}", flush=True)
+        calibrate_on_first_batch(model, train_loader, adapt, device, settings.seed, events=source.kind == "events")
 
     for epoch in range(first_epoch, settings.max_epochs + 1):
         started = time.perf_counter()
@@ -200,8 +168,8 @@ def train_trial(config: dict, settings: StudySettings) -> None:
         predictions = None
         if best is not None:
             best.update(metrics, model)
-            if epoch == settings.max_epochs or metrics.get("diverged"):
-                tested, predictions = _tested(best, settings, hp, device)
+            if epoch == settings.max_epochs or metrics.get(TrialStatus.DIVERGED.value):
+                tested, predictions = best_epoch_on_test_split(best, settings, hp, device)
                 metrics |= tested
         _report(metrics, model, optimizer, settings, hp, best, predictions)
         if any(metrics.get(problem) for problem in SELF_STOPPING_METRICS):

@@ -28,7 +28,8 @@ from PIL import Image, ImageSequence
 from analysis.artifacts import Artifact
 from analysis.comparison import StudyRow
 from analysis.content import Document, Note, Table
-from analysis.experiment import Experiment, Trial
+from analysis.experiment import ArchitectureResult, Trial
+from analysis.exports import export_refusal
 from analysis.hyperparameters import Importance, infer_distribution, parameter_importance, searched_values
 from analysis.page import html
 from analysis.tradeoff import pareto_front
@@ -80,17 +81,17 @@ def hand_summary(dataset: str, arch: str, trials: list[TrialRecord], best: BestM
     return Summary(dataset, False, "val_acc", "max", max_epochs, "hand", (architecture,))
 
 
-def hand_experiment(trials: list[Trial]) -> Experiment:
+def hand_experiment(trials: list[Trial]) -> ArchitectureResult:
     summary = hand_summary("nmnist", "scnn", [], hand_best(trials[0].trial_id), max_epochs=3)
-    return Experiment("hand", Path("hand"), {"data_dir": "data"}, summary, summary.architectures[0], tuple(trials), Path("best.pth"))
+    return ArchitectureResult("hand", Path("hand"), {"data_dir": "data"}, summary, summary.architectures[0], tuple(trials), Path("best.pth"))
 
 
 def test_a_comparison_folder_gets_one_report_named_after_it_and_separate_folders_are_joined(tmp_path):
     from analysis.report import report_folder
 
-    def architecture_of(folder: str, arch: str) -> Experiment:
+    def architecture_of(folder: str, arch: str) -> ArchitectureResult:
         summary = hand_summary("nmnist", arch, [], hand_best())
-        return Experiment(f"{folder}-{arch}", tmp_path / "results" / folder, {}, summary, summary.architectures[0], (), Path("best.pth"))
+        return ArchitectureResult(f"{folder}-{arch}", tmp_path / "results" / folder, {}, summary, summary.architectures[0], (), Path("best.pth"))
 
     comparison = [architecture_of("nmnist-cnn-scnn", "cnn"), architecture_of("nmnist-cnn-scnn", "scnn")]
     assert report_folder(comparison, None, tmp_path / "reports") == tmp_path / "reports" / "nmnist-cnn-scnn"
@@ -270,6 +271,22 @@ def test_study_figures_of_a_hand_made_study(tmp_path):
     assert hyperparameter_effects(constant, tmp_path) is None and parallel_coordinates(constant, tmp_path) is None
 
 
+def test_every_trial_status_has_a_colour_of_its_own_in_the_study_figures():
+    from analysis.study_figures import STATUS_COLOURS
+
+    assert set(STATUS_COLOURS) == set(TrialStatus)
+    assert len(set(STATUS_COLOURS.values())) == len(STATUS_COLOURS)  # the legend tells every status apart
+
+
+def test_the_learning_curves_caption_names_trials_that_stopped_themselves(tmp_path):
+    from analysis.study_figures import learning_curves
+
+    statuses = ["completed", "silent", "stalled", "stalled"]
+    experiment = hand_experiment([hand_trial(f"t{i}", {"lr": 1e-3}, [0.1 * (i + 1)], status) for i, status in enumerate(statuses)])
+    caption = learning_curves([experiment], tmp_path).caption
+    assert "3 trials stopped themselves: 1 silent (purple), 2 stalled (olive)" in caption
+
+
 # ---------------------------------------------------------------- rendering
 
 
@@ -442,7 +459,7 @@ def linked_files(text: str, pattern: str, folder: Path) -> set[Path]:
 
 
 @pytest.mark.slow
-def test_report_writes_page_and_markdown_with_the_same_existing_figures(report_run):
+def test_report_writes_page_and_markdown_with_the_same_existing_figures(report_run, smoke_experiments):
     folder, printed = report_run
     assert printed.strip() == str(folder / "index.html")
     markdown_text, page = (folder / "report.md").read_text(), (folder / "index.html").read_text()
@@ -457,8 +474,11 @@ def test_report_writes_page_and_markdown_with_the_same_existing_figures(report_r
     assert any("cnn on mnist" in line and "scnn on nmnist" in line and "test accuracy" in line for line in summary)
     for name in EXPERIMENTS:
         assert f"| {name} |" in markdown_text and f"<td>{name}</td>" in page
-    # the smoke studies' best models were not exported: the export table gives the command for each
-    assert markdown_text.count("python -m study.export ") == page.count("python -m study.export ") == len(EXPERIMENTS)
+    # the smoke studies' best models were not exported: the export table gives the command for each that
+    # can be exported, and the exporter's own reason for each that cannot (a max-pooled spiking CNN)
+    refused = sum(export_refusal(path) is not None for path in (smoke_experiments.parent / "checkpoints").glob("*/*/best.pth"))
+    for text in (markdown_text, page):
+        assert text.count("python -m study.export ") == len(EXPERIMENTS) - refused and text.count("cannot be exported") == refused
 
 
 @pytest.mark.slow

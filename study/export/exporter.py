@@ -101,7 +101,7 @@ def _check_folding(model, folded, x: torch.Tensor) -> None:
     to float rounding, from the spikes the model's previous layer emitted on `x` `[T, B, C, H, W]`."""
     with torch.no_grad():
         spikes = model.run(x).spikes
-        inputs = [model.scale_input(x), *(spikes[f"lif{index}"] for index in range(1, len(model.blocks)))]
+        inputs = [model.scale_input(x), *(spikes[layer] for layer in model.spike_layers[:-1])]  # what each block receives
         for index, (block, ours, fed) in enumerate(zip(model.blocks, folded.blocks, inputs)):
             current, folded_current = block.over_time(fed), ours.over_time(x if index == 0 else fed)
             if not torch.allclose(folded_current, current, rtol=MEMBRANE_RTOL, atol=MEMBRANE_ATOL):

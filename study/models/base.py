@@ -3,7 +3,7 @@
 A model declares whether it spikes, which memory layout it prefers, and the layers the analysis
 looks at (in the spirit of timm's per-model `first_conv` / `classifier`), so that no other module
 reaches inside it. Adding an architecture: a model file here, an entry in `study.registry.ARCHITECTURES`,
-and a search-space function per dataset in `search_spaces/`.
+and in each module of `search_spaces/` a search-space function and a `FIRST_TRIALS` entry (README).
 """
 
 from __future__ import annotations
@@ -49,6 +49,11 @@ class ConventionalModel(Model):
     spiking = False
 
     @property
+    def spike_layers(self) -> tuple[str, ...]:
+        """None: a conventional model records no spikes."""
+        return ()
+
+    @property
     @abstractmethod
     def gradcam_layer(self) -> nn.Module:
         """The layer whose output Grad-CAM explains: the last convolutional block."""
@@ -73,6 +78,12 @@ class SpikingModel(Model):
     def calibrate(self, x: torch.Tensor, calibration) -> None:
         """Set the layers' gains or thresholds from one scaled input batch `[T, B, C, H, W]`, recording them in
         `calibration` (study.models.calibration.calibrate calls it, under no_grad)."""
+
+    @property
+    @abstractmethod
+    def spike_layers(self) -> tuple[str, ...]:
+        """The hidden layers whose spikes (and membranes) `run` records, input side first: the keys of
+        Output.spikes before OUTPUT_SPIKES."""
 
     @property
     @abstractmethod

@@ -36,23 +36,28 @@ class SpikingCNN(SpikingModel):
         """x: `[T, B, C, H, W]` input current or spikes."""
         spikes, membranes = {}, {}
         x = self.scale_input(x)
-        for index, (block, neuron) in enumerate(zip(self.blocks, self.neurons), start=1):
-            x, membranes[f"lif{index}"] = leaky_over_time(neuron, block.over_time(x))  # [T, B, C_i, H / 2^i, W / 2^i]
-            spikes[f"lif{index}"] = x
+        for layer, block, neuron in zip(self.spike_layers, self.blocks, self.neurons):
+            x, membranes[layer] = leaky_over_time(neuron, block.over_time(x))  # [T, B, C_i, H / 2^i, W / 2^i]
+            spikes[layer] = x
         output = self.output_layer(fold_time(self.classifier, x), spikes)  # current [T, B, classes x pop]
         output.membranes = membranes
         return output
 
     def calibrate(self, x: torch.Tensor, calibration: Calibration) -> None:
         """Layer by layer from the input: the gain on each block's weights that makes its neurons fire at HIDDEN_RATE."""
-        for index, (block, neuron) in enumerate(zip(self.blocks, self.neurons), start=1):
+        for layer, block, neuron in zip(self.spike_layers, self.blocks, self.neurons):
             current = block.over_time(x)
             gain, rate = fit_gain(neuron, current, HIDDEN_RATE)
             scale_affine(block.affine, gain)
-            calibration.gains[f"lif{index}"], calibration.rates[f"lif{index}"] = gain, rate
+            calibration.gains[layer], calibration.rates[layer] = gain, rate
             x, _ = leaky_over_time(neuron, current * gain)
         self.output_layer.calibrate(fold_time(self.classifier, x), self.classifier[-1], calibration)
 
     @property
+    def spike_layers(self) -> tuple[str, ...]:
+        """lif1, lif2, ...: one per convolution block."""
+        return tuple(f"lif{index}" for index in range(1, len(self.blocks) + 1))
+
+    @property
     def explained_spikes(self) -> ExplainedSpikes:
-        return ExplainedSpikes(spikes=f"lif{len(self.blocks)}", reader="classifier")
+        return ExplainedSpikes(spikes=self.spike_layers[-1], reader="classifier")

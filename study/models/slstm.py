@@ -55,10 +55,10 @@ class SpikingLSTM(SpikingModel):
         """x: `[T, B, C, H, W]`; the recurrent layers step through time, the rest runs folded."""
         conv_spikes, conv_membrane, lstm_spikes, lstm_membrane = zip(*self.steps(self.scale_input(x)))
         spk_lstm = torch.stack(lstm_spikes)  # [T, B, hidden]
-        hidden = {"conv_lstm": torch.stack(conv_spikes), "lstm": spk_lstm}
+        hidden = dict(zip(self.spike_layers, (torch.stack(conv_spikes), spk_lstm)))
         output = self.output_layer(fold_time(self.fc, spk_lstm), hidden)  # current [T, B, classes x pop]
         if not torch.is_grad_enabled():  # for the operation counts; in training it would cost a copy of every state
-            output.membranes = {"conv_lstm": torch.stack(conv_membrane), "lstm": torch.stack(lstm_membrane)}
+            output.membranes = dict(zip(self.spike_layers, (torch.stack(conv_membrane), torch.stack(lstm_membrane))))
         return output
 
     def calibrate(self, x: torch.Tensor, calibration: Calibration) -> None:
@@ -73,6 +73,10 @@ class SpikingLSTM(SpikingModel):
         self.output_layer.calibrate(fold_time(self.fc, spikes), self.fc[-1], calibration)
 
     @property
+    def spike_layers(self) -> tuple[str, ...]:
+        return ("conv_lstm", "lstm")
+
+    @property
     def explained_spikes(self) -> ExplainedSpikes:
         # Not the SConv2dLSTM's internal convolution: it also sees the recurrent state (see analysis.gradcam).
-        return ExplainedSpikes(spikes="conv_lstm", reader="project")
+        return ExplainedSpikes(spikes=self.spike_layers[0], reader="project")
