@@ -15,11 +15,13 @@ from pathlib import Path
 
 from study.checkpoint import load_model
 from study.cli import count, print_error
+from study.data.splits import check_limit
 from study.errors import UserError
 from study.final_test import checkpoint_test_split, final_test
 from study.loop import pick_device
 from study.naming import model_on_data
 from study.origin import checkpoint_data_dir, experiment_test_limit
+from study.registry import DATASETS
 
 
 def _number(value: float | None) -> str:
@@ -37,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         model, payload = load_model(args.checkpoint, device)
         data_dir = checkpoint_data_dir(args.checkpoint, args.data_dir)
         test_limit = args.test_limit or experiment_test_limit(args.checkpoint)
+        check_limit("--test-limit", test_limit, DATASETS[payload["dataset"]].source.num_classes, payload["dataset"])
         settings, hp, test_set = checkpoint_test_split(payload, data_dir, test_limit)
         result = final_test(settings, model, hp, device, test_set)
     except UserError as error:

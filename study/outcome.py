@@ -174,12 +174,18 @@ def architecture_table(architecture: Architecture, top: int) -> list[str]:
         f"Best: trial {best.trial_id} epoch {best.epoch}: val_acc {_fmt(best.val_acc)}, test_acc {_fmt(best.test_acc)} "
         f"(test_loss {_fmt(best.test_loss)}, {best.test_samples} test samples){silent}; exported {best.checkpoint}"
     )
+    caveat = architecture.repeats_caveat()
     if architecture.test_acc is not None:
-        lines.append(f"Repeats: test_acc {interval_text(architecture.test_acc)} over {len(architecture.repeats)} new seeds")
+        caveat = f" ({caveat})" if caveat else ""
+        lines.append(f"Repeats: test_acc {interval_text(architecture.test_acc)} over {len(architecture.repeats)} new seeds{caveat}")
+    elif caveat:
+        lines.append(f"Repeats: none tested ({caveat})")
     return lines
 
 
 def interval_text(interval) -> str:
+    if interval.alike:
+        return f"{100 * interval.mean:.1f}% (every run alike: no interval)"
     if interval.low is None:
         return f"{100 * interval.mean:.1f}% (one run: no interval)"
     return f"{100 * interval.mean:.1f}% (95% CI {100 * interval.low:.1f} to {100 * interval.high:.1f})"

@@ -19,6 +19,7 @@ from study.cli import check_folder_name, count, gpu_share, print_error, retries,
 from study.cluster import check_dashboard_host, check_reachable, connect_ray, trial_resources, use_token_to_join
 from study.config import OBJECTIVES, STUDY_FILE, StudySettings
 from study.data.prepare import prepare_data
+from study.data.splits import check_limit
 from study.driver_signals import interrupt, signal_handlers, tune_stops_on_sigterm
 from study.errors import UserError
 from study.invocation import DEFAULTS, SMOKE, Invocation, to_record
@@ -139,12 +140,7 @@ def interpret(args: argparse.Namespace) -> Invocation:
     archs = args.arch or DATASETS[args.dataset].compared
     classes = DATASETS[args.dataset].source.num_classes
     for split in ("train", "val", "test"):
-        limit = chosen[f"{split}_limit"]
-        if limit is not None and limit < classes:
-            raise UserError(
-                f"--{split}-limit {limit} is smaller than the {classes} classes of {args.dataset}: some classes would have no "
-                f"sample, and an accuracy over so few samples says nothing. Give at least {classes}."
-            )
+        check_limit(f"--{split}-limit", chosen[f"{split}_limit"], classes, args.dataset)
     if args.data_dir.exists() and not args.data_dir.is_dir():
         raise UserError(f"--data-dir {args.data_dir} is a file; it must be a folder (it is created if absent).")
     settings = StudySettings(

@@ -41,7 +41,7 @@ def prepared(tmp_path_factory, data_root) -> Path:
     (folder / "a-file").write_text("not a folder")
     (folder / "empty.pth").write_bytes(b"")
     (folder / "best.onnx").write_bytes(b"\x08\x07")  # what study.export writes beside best.pth
-    for name, steps in (("no-steps", 0), ("negative-steps", -3)):
+    for name, steps in (("no-steps", 0), ("negative-steps", -3), ("usable", 4)):
         hp = Hyperparams(num_steps=4)
         save_checkpoint(folder / f"{name}.pth", build_model("nmnist", "scnn", hp), dataset="nmnist", arch="scnn", hp=Hyperparams(num_steps=steps))
     broken = {"empty-summary": ({"settings": {"data_dir": str(data_root)}}, {}), "no-settings": ({}, {}), "list-study": ([], [1])}
@@ -99,6 +99,7 @@ EVALUATE = [
     (["empty.pth"], "empty.pth is empty: not a snn-study checkpoint."),
     (["best.onnx"], "best.onnx is a model exported as ONNX; give the best.pth beside it."),
     (["no-steps.pth", "--test-limit", "0"], "--test-limit: must be a whole number of at least 1, not 0"),
+    (["usable.pth", "--test-limit", "5"], "--test-limit 5 is smaller than the 10 classes of nmnist: some classes would have no sample"),
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,8 +14,9 @@ from analysis.comparison import StudyRow, interval_cell
 from analysis.writeup import study_sentence
 from study.config import ARCH_KEY, REPEAT_KEY, SEED_KEY
 from study.repeats import with_repeats
-from study.statistics import SIGN_FLIP
-from study.summary import Architecture
+from study.statistics import SIGN_FLIP, mean_interval
+from study.outcome import results_table
+from study.summary import Architecture, BestModel, Summary
 from study.trainable import PREDICTIONS_FILE
 
 
@@ -68,3 +70,14 @@ def test_lost_and_silent_repeats_are_counted_and_left_out_of_the_statistics(tmp_
         repeat_acc=scnn.test_acc, repeats_caveat=scnn.repeats_caveat(),
     )
     assert "(repeats: 1 lost (ended without a test, left out), 1 with no output spike on the test split)" in study_sentence(row)
+    best = BestModel("a", {}, 1, 0.7, 0.9, "best.pth", "trial_a/checkpoint_000000", 0.7, 0.9, 100)
+    summary = Summary("nmnist", False, "val_acc", "max", 2, "hand", (dataclasses.replace(scnn, best=best),))
+    assert "over 2 new seeds (1 lost (ended without a test, left out), 1 with no output spike on the test split)" in results_table(summary)
+
+
+def test_repeats_that_all_agree_are_said_to_have_no_interval():
+    best = BestModel("a", {}, 1, 1.0, 0.1, "best.pth", "trial_a/checkpoint_000000", 1.0, 0.1, 100)
+    architecture = Architecture("cnn", False, "", best, (), test_acc=mean_interval([1.0, 1.0, 1.0]))
+    table = results_table(Summary("mnist", False, "val_acc", "max", 2, "hand", (architecture,)))
+    assert "Repeats: test_acc 100.0% (every run alike: no interval)" in table
+    assert interval_cell(architecture.test_acc, 3) == "100.0% (all 3 repeats alike)"

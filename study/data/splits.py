@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from study.errors import UserError
+
 # The validation split is the same for every study and every --seed, so that spiking and
 # conventional studies are compared on the very same held-out samples.
 SPLIT_SEED = 20240607
+
+
+def check_limit(flag: str, limit: int | None, classes: int, dataset: str) -> None:
+    """A class-balanced subset needs a sample of every class: a smaller `limit` (given as `flag`) is a UserError."""
+    if limit is not None and limit < classes:
+        raise UserError(
+            f"{flag} {limit} is smaller than the {classes} classes of {dataset}: some classes would have no "
+            f"sample, and an accuracy over so few samples says nothing. Give at least {classes}."
+        )
 
 
 def _shuffled_per_class(targets: np.ndarray, indices: np.ndarray, seed: int) -> list[np.ndarray]:
