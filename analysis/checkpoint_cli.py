@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from analysis.samples import Loaded, load_with_samples
-from study.cli import count, print_error
+from study.cli import count, nonempty_path, print_error
 from study.errors import UserError
 from study.registry import ARCHITECTURES
 from study.writable import check_writable_folder
@@ -30,10 +30,10 @@ def run_cli(argv: list[str] | None, module: str, description: str, folder: str, 
     Exit status 2, with the reason, for a checkpoint or data set that cannot be used.
     """
     parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
-    parser.add_argument("checkpoint", type=Path, help="a .pth file written by the study (e.g. checkpoints/NAME/best.pth)")
-    parser.add_argument("--out", type=Path, help=f"output folder (default reports/<the checkpoint's folder name>/{folder})")
+    parser.add_argument("checkpoint", type=nonempty_path, help="a .pth file written by the study (e.g. checkpoints/NAME/best.pth)")
+    parser.add_argument("--out", type=nonempty_path, help=f"output folder (default reports/<the checkpoint's folder name>/{folder})")
     parser.add_argument("--samples", type=count, default=DEFAULT_SAMPLES, help=f"class-balanced test samples (default {DEFAULT_SAMPLES})")
-    parser.add_argument("--data-dir", type=Path, help="dataset root (default: the study's own, found beside the checkpoint, else ./data)")
+    parser.add_argument("--data-dir", type=nonempty_path, help="dataset root (default: the study's own, found beside the checkpoint, else ./data)")
     args = parser.parse_args(argv)
     out = args.out or default_out(args.checkpoint, folder)
     try:

@@ -48,8 +48,10 @@ def read_checkpoint(path: Path) -> dict:
         inside = sorted(child.name for child in path.glob("*.pth"))
         hint = f"give a .pth file in it ({', '.join(inside[:3])})" if inside else "it holds no .pth file"
         raise UserError(f"{path} is a folder, not a checkpoint file: {hint}.")
-    if not path.is_file():
+    if not path.exists():
         raise UserError(f"No checkpoint file at {path}.")
+    if not path.is_file():  # a device such as /dev/zero or a pipe: reading it would never end
+        raise UserError(f"{path} is not a regular file (a device, a pipe or a socket), so not a checkpoint.")
     if path.suffix in EXPORT_SUFFIXES.values():
         raise UserError(f"{path} is a model exported as {path.suffix[1:].upper()}; give the best.pth beside it.")
     if path.stat().st_size == 0:
@@ -62,11 +64,30 @@ def read_checkpoint(path: Path) -> dict:
         raise UserError(f"{path} is not a snn-study checkpoint that can be loaded safely ({load_failure(error)}).") from None
     if not isinstance(payload, dict) or not REQUIRED_KEYS <= set(payload):
         raise UserError(f"{path} is not a snn-study checkpoint (expected keys {sorted(REQUIRED_KEYS)}).")
-    if payload["version"] != CHECKPOINT_VERSION:
+    version = payload["version"]
+    if not isinstance(version, int) or isinstance(version, bool):  # "2" would read as "version 2; reads version 2"
         raise UserError(
-            f"{path} has checkpoint layout version {payload['version']}; this snn-study reads version {CHECKPOINT_VERSION}."
+            f"{path} is not a snn-study checkpoint: its layout version is {version!r}, not a whole number "
+            f"(this snn-study reads version {CHECKPOINT_VERSION})."
+        )
+    if version != CHECKPOINT_VERSION:
+        raise UserError(f"{path} has checkpoint layout version {version}; this snn-study reads version {CHECKPOINT_VERSION}.")
+    weights = payload["model"]
+    if not isinstance(weights, dict) or not all(isinstance(name, str) and isinstance(value, torch.Tensor) for name, value in weights.items()):
+        raise UserError(
+            f"{path} holds no model weights: its \"model\" entry is {_kind(weights)}, not a table of named tensors "
+            f"(a state dict). The file was not written by snn-study, or was damaged."
         )
     return payload
+
+
+def _kind(value) -> str:
+    """What a checkpoint entry holds, in a few words (None, a list, a dict with a non-tensor value, ...)."""
+    if value is None:
+        return "None"
+    if isinstance(value, dict):
+        return "a dict holding something other than tensors"
+    return f"a {type(value).__name__}"
 
 
 def load_failure(error: Exception) -> str:

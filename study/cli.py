@@ -7,6 +7,7 @@ import math
 import re
 import sys
 import textwrap
+from pathlib import Path
 
 from study.errors import UserError
 
@@ -62,10 +63,33 @@ def typed_flags(parser: argparse.ArgumentParser, argv: list[str] | None, args: a
     return frozenset(name for name, value in vars(typed).items() if value is not untyped)
 
 
+def nonempty_path(text: str) -> Path:
+    """An argparse type for a path flag: an empty one is refused (Path("") is the current folder, which
+    `--out ""` or `--data-dir "$UNSET"` does not mean)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty: give a path ('.' for the current folder)")
+    return Path(text)
+
+
+def nonempty_text(value: str) -> str:
+    """An argparse type for a flag naming something (--name, --storage): an empty value is refused, not
+    taken for the default or the current folder."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return value
+
+
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT: what a shell reports for a command stopped by Ctrl-C
 
 
 def print_error(error: UserError) -> int:
     """Print a UserError as one wrapped paragraph (paths unbroken); returns the exit status."""
     print(textwrap.fill(f"error: {error}", width=100, break_on_hyphens=False, break_long_words=False), file=sys.stderr)
     return EXIT_BAD_INPUT
+
+
+def print_interrupted(consequence: str) -> int:
+    """Say in one line that Ctrl-C (or SIGTERM) stopped the command and what that left; returns the exit status."""
+    print(f"Interrupted: {consequence}", file=sys.stderr, flush=True)
+    return EXIT_INTERRUPTED

@@ -34,10 +34,15 @@ def use_token_to_join(address: str | None) -> None:
 
 RAY_DEFAULT_PORT = 6379  # `ray start --head`'s GCS port
 REACH_TIMEOUT_S = 5
+# Ray's GCS (HOST:PORT) and its client server (ray://HOST:PORT) speak gRPC, that is HTTP/2: a client opens
+# with this preface and an empty SETTINGS frame, and a gRPC server sends its own SETTINGS frame at once.
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes.fromhex("000000040000000000")
+HTTP2_SETTINGS = 0x4  # the frame type, the fourth byte of a frame header
 
 
 def check_reachable(address: str | None) -> None:
-    """A UserError when nothing listens at a HOST:PORT `address` (ray.init would retry for minutes).
+    """A UserError when no Ray cluster answers at a HOST:PORT `address`: nothing listens there, or something
+    that is not Ray does (a web server, say). ray.init would retry for minutes either way, deaf to SIGTERM.
 
     `auto` (the cluster started on this machine) is left to Ray, which answers at once.
     """
@@ -54,13 +59,46 @@ def check_reachable(address: str | None) -> None:
     except ValueError:
         raise UserError(f"--address {address}: {port_text!r} is not a port; write HOST:PORT (e.g. 10.0.0.1:6379) or auto.") from None
     try:
-        socket.create_connection((host.strip("[]"), port), timeout=REACH_TIMEOUT_S).close()
+        connection = socket.create_connection((host.strip("[]"), port), timeout=REACH_TIMEOUT_S)
     except OSError as error:
         raise UserError(
             f"Cannot join the Ray cluster at {address}: nothing answers there ({error.strerror or error}). Start its head "
             f"with `ray start --head` on that machine (it prints the address to give), or pass --address auto on a "
             f"node of a running cluster."
         ) from None
+    with connection:
+        answer = _grpc_answer(connection)
+    if answer is not None:
+        raise UserError(
+            f"Cannot join the Ray cluster at {address}: something listens there, but it is not Ray ({answer}; Ray "
+            f"answers in gRPC). Check the port: `ray start --head` prints the address to give (port 6379 by "
+            f"default, 10001 for ray://)."
+        )
+
+
+def _grpc_answer(connection: socket.socket) -> str | None:
+    """None when the server at the other end of `connection` speaks gRPC (HTTP/2), else what it did instead.
+    With TLS on (RAY_USE_TLS) the handshake is encrypted and cannot be probed like this: taken as gRPC."""
+    if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+        return None
+    try:
+        connection.sendall(HTTP2_PREFACE)
+        header = b""
+        while len(header) < 9:  # a frame header is 9 bytes; a text answer is shown from its first line
+            chunk = connection.recv(64)
+            if not chunk:
+                break
+            header += chunk
+    except socket.timeout:
+        return f"it sent nothing within {REACH_TIMEOUT_S} s"
+    except OSError as error:
+        return f"it dropped the connection ({error.strerror or error})"
+    if len(header) >= 9 and header[3] == HTTP2_SETTINGS:
+        return None
+    if not header:
+        return "it closed the connection without a word"
+    shown = header.decode("ascii", "replace").splitlines()[0].strip()[:60]
+    return f"it answered {shown!r}" if shown.isprintable() and shown else f"it answered the bytes {header[:9].hex()}"
 
 
 def check_dashboard_host(address: str | None, host: str) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import stat
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -84,10 +85,22 @@ OMITTED = (
 )
 
 
+MAX_TABLE_BYTES = 1_000_000  # an energy table is a few lines of JSON
+
+
 def load_energy_table(path: Path) -> EnergyTable:
     """An energy table from a JSON object with `mac_pj`, `ac_pj` and `membrane_update_pj` (picojoules), and
-    optionally `name` and `source`."""
+    optionally `name` and `source`. A path that is not a regular file (/dev/zero, a pipe), or a file over
+    MAX_TABLE_BYTES, is refused before it is read: reading either could take all memory or never end."""
     try:
+        status = path.stat()
+        if not stat.S_ISREG(status.st_mode):
+            raise UserError(f"Energy table {path}: not a regular file (a folder, a device or a pipe); give a JSON file.")
+        if status.st_size > MAX_TABLE_BYTES:
+            raise UserError(
+                f"Energy table {path}: {status.st_size:,} bytes, more than an energy table's few lines (at most "
+                f"{MAX_TABLE_BYTES:,}); give the JSON file with mac_pj, ac_pj and membrane_update_pj."
+            )
         record = json.loads(path.read_text())
     except OSError as error:
         raise UserError(f"Energy table {path}: cannot be read ({error.strerror or error}).") from None

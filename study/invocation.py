@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from study.config import StudySettings, experiment_path
+from study.config import OBJECTIVES, Hyperparams, StudySettings, experiment_path
 
 # Budgets of a study: by default, and under --smoke (a whole study on tiny subsets, about two minutes
 # on 2 CPU cores, see README). A flag the user types wins over both.
@@ -47,13 +48,92 @@ def to_record(invocation: Invocation) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(invocation), default=str))
 
 
-def from_record(record: dict) -> Invocation:
-    """The Invocation `to_record` wrote; a field the record predates gets its default."""
+def from_record(record) -> Invocation:
+    """The Invocation `to_record` wrote; a field the record predates gets its default. A ValueError saying
+    what is wrong when `record` (parsed JSON, perhaps edited by hand or damaged) is not such a record."""
+    if (problem := record_problem(record)) is not None:
+        raise ValueError(problem)
     settings = {**record["settings"], "data_dir": Path(record["settings"]["data_dir"])}
     if "objectives" in settings:  # a JSON list
         settings["objectives"] = tuple(settings["objectives"])
     archs = tuple(record.get("archs") or (settings["arch"],))  # study.json of a one-architecture study names none
     return Invocation(**{**record, "settings": StudySettings(**settings), "checkpoints_dir": Path(record["checkpoints_dir"]), "archs": archs})
+
+
+def _json_kind(value) -> str:
+    """A JSON value's kind in words: an object, a list, null, a string, ..."""
+    if value is None:
+        return "null"
+    kinds = {bool: "true or false", dict: "an object", list: "a list", str: "a string", int: "a whole number", float: "a number"}
+    return next((words for kind, words in kinds.items() if isinstance(value, kind)), type(value).__name__)
+
+
+def _fits(value, annotation: str) -> bool:
+    """Whether a JSON value can stand for a field annotated `annotation` ("int | None", "Path", "tuple[str, ...]")."""
+    kinds = annotation.split(" | ")
+    if value is None:
+        return "None" in kinds
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    checks = {
+        "str": isinstance(value, str),
+        "Path": isinstance(value, str) and value != "",
+        "int": number and isinstance(value, int),
+        "float": number and math.isfinite(value),
+        "bool": isinstance(value, bool),
+        "dict": isinstance(value, dict),
+        "tuple[str, ...]": isinstance(value, list) and all(isinstance(item, str) for item in value),
+    }
+    return any(checks.get(kind, False) for kind in kinds)
+
+
+# The smallest value each number of study.json may hold (the command line's own bounds).
+AT_LEAST = {
+    "num_samples": 1, "max_epochs": 1, "train_limit": 1, "val_limit": 1, "test_limit": 1, "max_concurrent": 1,
+    "max_failures": 0, "repeats": 0, "seed": 0, "gpus_per_trial": 0,
+}
+ABOVE = {"cpus_per_trial": 0, "val_fraction": 0}
+
+
+def _fields_problem(values: dict, cls, where: str) -> str | None:
+    """The first key of `values` that `cls` (a dataclass) lacks, requires or types otherwise, in words."""
+    fields = {field.name: field for field in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        return f"{where} has keys this snn-study does not know: {', '.join(map(repr, unknown))}"
+    required = [name for name, field in fields.items() if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING]
+    missing = [name for name in required if name not in values]
+    if missing:
+        return f"{where} lacks {', '.join(map(repr, missing))}"
+    for name, value in values.items():
+        annotation = fields[name].type
+        if annotation == "StudySettings":
+            continue
+        shown = f"{value!r}"[:60]
+        if not _fits(value, annotation):
+            return f"{where}'s {name!r} is {_json_kind(value)} ({shown}), not {annotation.replace('tuple[str, ...]', 'a list of names').replace('Path', 'a path')}"
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if name in AT_LEAST and value < AT_LEAST[name] or name in ABOVE and value <= ABOVE[name]:
+                bound = f"at least {AT_LEAST[name]}" if name in AT_LEAST else f"above {ABOVE[name]}"
+                return f"{where}'s {name!r} is {shown}; it must be {bound}"
+    return None
+
+
+def record_problem(record) -> str | None:
+    """What keeps the parsed study.json `record` from being an Invocation's record, in words; None when nothing does."""
+    if not isinstance(record, dict):
+        return f"it holds {_json_kind(record)}, not an object with \"settings\", \"name\", \"storage\", ..."
+    if not isinstance(record.get("settings"), dict):
+        return f'its "settings" is {_json_kind(record.get("settings")) if "settings" in record else "missing"}, not an object'
+    problem = _fields_problem(record, Invocation, "it") or _fields_problem(record["settings"], StudySettings, '"settings"')
+    if problem is not None:
+        return problem
+    unknown = sorted(set(record["settings"].get("objectives", ())) - set(OBJECTIVES))
+    if unknown:
+        return f'"settings"\'s objectives name {", ".join(map(repr, unknown))}; known: {", ".join(OBJECTIVES)}'
+    fixed = sorted(set(record.get("fixed", {})) - {field.name for field in dataclasses.fields(Hyperparams)})
+    if fixed:
+        return f"its \"fixed\" hyperparameters name {', '.join(map(repr, fixed))}, which this snn-study does not know"
+    return None
 
 
 @dataclass(frozen=True)

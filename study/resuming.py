@@ -66,11 +66,46 @@ def resumed(asked: Invocation, checkpoints_dir: Path | None = None, typed: froze
     """The invocation an experiment was started with: --resume continues the same study, except where it is
     stored and, when `checkpoints_dir` is given, where its best models are exported. `typed`: the flags the
     user typed (study.cli.typed_flags); one whose value differs from the study's is refused rather than ignored."""
-    started = from_record(load_study(asked.storage, asked.name))
+    started = recorded(asked.storage, asked.name)
     if started.settings.dataset != asked.settings.dataset:
         raise UserError(f"The experiment {asked.name!r} studies {started.settings.dataset}, not {asked.settings.dataset}.")
     check_nothing_ignored(asked, started, typed)
     check_restorable(experiment_path(asked.storage, asked.name))
     print(f"Resuming {asked.name!r} with the settings it was started with ({STUDY_FILE}).", flush=True)
     exports = started.checkpoints_dir if checkpoints_dir is None else checkpoints_dir.resolve()
-    return dataclasses.replace(started, storage=asked.storage, checkpoints_dir=exports)
+    # The experiment is the folder resumed: a study.json copied with its folder under a new name still names
+    # the old one, whose exports would then be overwritten.
+    return dataclasses.replace(started, name=asked.name, storage=asked.storage, checkpoints_dir=exports)
+
+
+def recorded(storage: str, name: str) -> Invocation:
+    """The invocation the experiment's study.json records, or a UserError naming the file and what is wrong with it
+    (edited by hand, damaged, or written by something else: `{}`, `[]`, null, a setting missing or unknown)."""
+    record = load_study(storage, name)
+    try:
+        started = from_record(record)
+    except (ValueError, TypeError) as error:
+        problem = str(error)
+    else:
+        problem = _names_problem(started)
+        if problem is None:
+            return started
+    raise UserError(
+        f"--resume: {experiment_path(storage, name)}/{STUDY_FILE} is not a study record this snn-study can read: "
+        f"{problem}. It records how the study was started; restore it, or start the study again under another "
+        f"--name. Nothing was changed."
+    )
+
+
+def _names_problem(started: Invocation) -> str | None:
+    """A recorded architecture or precision this snn-study does not know, in words (the dataset is compared
+    with the one typed)."""
+    from study.precision import PRECISIONS
+    from study.registry import ARCHITECTURES
+
+    unknown = [arch for arch in (started.settings.arch, *started.archs) if arch not in ARCHITECTURES]
+    if unknown:
+        return f"it names the architecture {unknown[0]!r}; known: {', '.join(sorted(ARCHITECTURES))}"
+    if started.settings.precision not in PRECISIONS:
+        return f"its precision is {started.settings.precision!r}; known: {', '.join(PRECISIONS)}"
+    return None

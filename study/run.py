@@ -15,7 +15,7 @@ import sys
 import threading
 from pathlib import Path
 
-from study.cli import check_folder_name, count, gpu_share, print_error, retries, seed, share, typed_flags
+from study.cli import EXIT_INTERRUPTED, check_folder_name, count, gpu_share, nonempty_path, nonempty_text, print_error, retries, seed, share, typed_flags
 from study.cluster import check_dashboard_host, check_reachable, connect_ray, trial_resources, use_token_to_join
 from study.config import OBJECTIVES, STUDY_FILE, StudySettings
 from study.data.prepare import prepare_data
@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--smoke", action="store_true", help="a whole study on tiny subsets (2 trials, 2 epochs, 2 repeats, 200/50/50 samples)")
 
     data = parser.add_argument_group("data")
-    data.add_argument("--data-dir", type=Path, default=Path("data"), help="dataset root; downloads land here when absent (default ./data)")
+    data.add_argument("--data-dir", type=nonempty_path, default=Path("data"), help="dataset root; downloads land here when absent (default ./data)")
     data.add_argument("--synthetic", action="store_true", help="generate a small data set in the real on-disk format under DATA_DIR/synthetic and use it")
     data.add_argument("--train-limit", type=count, help="class-balanced subset of the training set, in samples")
     data.add_argument("--val-limit", type=count, help="class-balanced subset of the validation set, in samples")
@@ -123,9 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     cluster = parser.add_argument_group("cluster and storage")
     cluster.add_argument("--address", help="join an existing Ray cluster (e.g. 'auto' or HOST:6379) instead of starting a local one")
-    cluster.add_argument("--storage", default="results", help="where Ray stores the experiment: a path (shared on multi-node clusters) or a URI (default ./results)")
-    cluster.add_argument("--name", help="experiment name (default DATASET-ARCH, with -synthetic for --synthetic)")
-    cluster.add_argument("--checkpoints-dir", type=Path, help="where the best models are exported (default ./checkpoints; with --resume: the study's own)")
+    cluster.add_argument("--storage", type=nonempty_text, default="results", help="where Ray stores the experiment: a path (shared on multi-node clusters) or a URI (default ./results)")
+    cluster.add_argument("--name", type=nonempty_text, help="experiment name (default DATASET-ARCH, with -synthetic for --synthetic)")
+    cluster.add_argument("--checkpoints-dir", type=nonempty_path, help="where the best models are exported (default ./checkpoints; with --resume: the study's own)")
     cluster.add_argument("--dashboard-host", default="127.0.0.1", help="interface of the Ray dashboard of a local cluster (default 127.0.0.1: private)")
 
     resume = parser.add_argument_group("resume")
@@ -241,6 +241,9 @@ def _run_study(
     from study.repeats import repeat_configs
     from study.tuning import build_repeat_tuner, build_tuner, restore_tuner
 
+    # The cluster first: a refused --address or --dashboard-host leaves nothing behind, not even the lock.
+    check_reachable(address)
+    check_dashboard_host(address, dashboard_host)
     check_storage_writable(invocation.storage)
     driver.enter_context(one_driver(invocation.storage, invocation.name))  # before the experiment is checked
     if resume:
@@ -251,8 +254,6 @@ def _run_study(
     settings = invocation.settings
     for arch in invocation.archs:
         check_search(dataclasses.replace(settings, arch=arch), invocation.fixed)
-    check_reachable(address)
-    check_dashboard_host(address, dashboard_host)
     prepare_data(settings)
     connect_ray(address, dashboard_host)
     if threading.current_thread() is threading.main_thread():  # ray.init installed its own, which exits with no word
@@ -294,7 +295,6 @@ def require_a_model(summary: Summary, name: str) -> None:
         raise UserError(f"No trial of {name!r} finished an epoch, so there is no model to test or export.{reason}")
 
 
-EXIT_INTERRUPTED = 130
 
 
 def resume_command(invocation: Invocation, checkpoints_dir: Path | None = None) -> str:

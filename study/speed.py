@@ -9,15 +9,18 @@ and the same loss. `python -m study.bench` and `python -m study.gpu_check` are t
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import platform
 import resource
+import signal
 import statistics
 import tempfile
+import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -30,7 +33,7 @@ from torch.utils.data import DataLoader
 from study.config import Hyperparams
 from study.data.events import event_store
 from study.data.frames import FrameDataset, FrameSpec
-from study.data.sources import NMNIST_SOURCE
+from study.data.sources import NMNIST_SOURCE, RawSplit
 from study.data.synthetic import write_nmnist
 from study.errors import UserError
 from study.loop import make_loader, measure, train_one_epoch
@@ -85,11 +88,20 @@ def matmul_flops(device: torch.device, size: int = 2048) -> float:
 
 
 def nmnist_root(data_dir: Path | None, workdir: Path, samples: int) -> tuple[Path, str]:
-    """Real N-MNIST from `data_dir` when it is there, else synthetic data in the same on-disk format."""
-    if data_dir is not None and (data_dir / "NMNIST" / "Train").is_dir():
-        return data_dir, f"N-MNIST from {data_dir}"
-    write_nmnist(workdir, train_per_class=-(-samples // 10), test_per_class=1)
-    return workdir, "synthetic N-MNIST-format data (no N-MNIST under --data-dir)"
+    """Real N-MNIST from `data_dir` when given, else synthetic data in the same on-disk format. A `data_dir`
+    without N-MNIST is refused rather than measured on synthetic data in its place without a word."""
+    if data_dir is None:
+        write_nmnist(workdir, train_per_class=-(-samples // 10), test_per_class=1)
+        return workdir, "synthetic N-MNIST-format data (no --data-dir given)"
+    if not data_dir.is_dir():
+        what = "does not exist" if not data_dir.exists() else "is not a folder"
+        raise UserError(f"--data-dir {data_dir} {what}; give the folder that holds NMNIST/, or leave --data-dir out to measure on synthetic data.")
+    if not (data_dir / "NMNIST").is_dir():
+        raise UserError(
+            f"--data-dir {data_dir} holds no N-MNIST (no {data_dir / 'NMNIST'} folder). Expected layout: "
+            f"{NMNIST_SOURCE.layout} Or leave --data-dir out to measure on synthetic data in its format."
+        )
+    return data_dir, f"N-MNIST from {data_dir}"
 
 
 def our_datasets(root: Path, cache: Path, train_idx: np.ndarray, val_idx: np.ndarray) -> tuple[FrameDataset, FrameDataset]:
@@ -128,8 +140,58 @@ def _trial_epoch(root, cache, train_idx, val_idx, device, precision, threads) ->
 
 def trial_peak_rss_mb(*args) -> float:
     """Peak resident memory of `_trial_epoch(*args)` run in a fresh (spawned) process."""
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_trial_epoch, *args).result()
+    return in_fresh_process(_trial_epoch, *args)
+
+
+def in_fresh_process(function: Callable, *args):
+    """`function(*args)` run in a spawned process; its exception is raised here.
+
+    Ctrl-C reaches the whole process group: the child starts with SIGINT ignored (inherited through exec, so
+    even its imports cannot print a KeyboardInterrupt traceback), then dies of it quietly; whatever stops
+    this process stops the child too."""
+    context = multiprocessing.get_context("spawn")
+    receiving, sending = context.Pipe(duplex=False)
+    child = context.Process(target=_child, args=(sending, function, args), daemon=True)
+    with _sigint_ignored():
+        child.start()
+    sending.close()
+    try:
+        outcome, value = receiving.recv()
+        child.join(timeout=30)  # it has reported: let it exit on its own
+    except EOFError:
+        child.join()
+        raise RuntimeError(f"the measuring process ended with exit status {child.exitcode} before it reported") from None
+    finally:  # also on Ctrl-C here, or an error: the child does not outlive this call
+        if child.is_alive():
+            child.terminate()
+            child.join()
+        receiving.close()
+    if outcome == "raised":
+        raise value
+    return value
+
+
+def _child(sending, function: Callable, args: tuple) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends this process at once, without a word
+    try:
+        result = ("returned", function(*args))
+    except Exception as error:
+        result = ("raised", error)
+    sending.send(result)
+    sending.close()
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    """SIGINT ignored for the block (main thread only): a child spawned in it inherits that."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def samples_per_second(loader: DataLoader) -> float:
@@ -184,44 +246,74 @@ def step_speed(num_steps: int, device: torch.device, precision: str, repeats: in
     }
 
 
-def data_and_epochs(data_dir: Path | None, device: torch.device, precision: str, samples: tuple[int, int], consumption: float) -> dict:
-    """(b) the data path and (d) whole epochs at T = 25, on N-MNIST from --data-dir or synthetic data in its format."""
+@dataclass
+class BenchData:
+    """The N-MNIST split the data path and the epochs are measured on, its event store already decoded."""
+
+    root: Path
+    description: str  # which data, in words: the table's title says it
+    split: RawSplit
+    cache: Path
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    ours: tuple[FrameDataset, FrameDataset]  # training and validation sets read from the event store
+    store_build_seconds: float
+
+
+@contextlib.contextmanager
+def bench_data(data_dir: Path | None, samples: tuple[int, int]) -> Iterator[BenchData]:
+    """N-MNIST from `data_dir` or synthetic data in its format, opened and decoded into a temporary event store
+    (timed) before anything else is measured: absent or damaged data stops the benchmark at once."""
     train_samples, val_samples = samples
-    measured: dict = {}
     with tempfile.TemporaryDirectory() as workdir:
-        root, measured["data"] = nmnist_root(data_dir, Path(workdir), train_samples + val_samples)
+        root, description = nmnist_root(data_dir, Path(workdir), train_samples + val_samples)
         split, cache = NMNIST_SOURCE.open(root, train=True), Path(workdir) / "cache"
         indices = np.arange(train_samples + val_samples) % len(split.targets)
         train_idx, val_idx = indices[:train_samples], indices[train_samples:]
         started = time.perf_counter()
-        ours_train, ours_val = our_datasets(root, cache, train_idx, val_idx)
-        measured["store_build_seconds"] = time.perf_counter() - started
-        measured["store_samples"] = len(split.targets)
-        spec = FrameSpec(25)
-        reference_train, reference_val = ReferenceFrames(split, train_idx, spec), ReferenceFrames(split, val_idx, spec)
+        ours = our_datasets(root, cache, train_idx, val_idx)
+        yield BenchData(root, description, split, cache, train_idx, val_idx, ours, time.perf_counter() - started)
 
-        loading = samples_per_second(make_loader(ours_train, BATCH, True))
-        measured["data_path"] = {
-            "ours_samples_per_s": loading,
-            "reference_samples_per_s": samples_per_second(reference_loader(reference_train, BATCH, True)),
-        }
-        measured["loading_over_consumption"] = loading / consumption
 
-        hp = Hyperparams(num_steps=25)
-        ours = build_model("nmnist", "scnn", hp).to(device)
-        reference = ReferenceSCNN(ours, hp).to(device)
-        # Epochs include loading. One warm-up epoch each is left out (the first pays for page faults, thread
-        # pools and allocator growth, which made --quick's single cold epoch vary 0.3x to 2x run to run), then
-        # epochs alternate so a busy spell of the machine hits both.
-        ours_epoch_s, reference_epoch_s = paired_seconds(
-            partial(our_epoch, ours, ours_train, ours_val, device, precision),
-            partial(reference_epoch, reference, reference_train, reference_val, BATCH, device),
-            EPOCH_REPEATS,
-            device,
-        )
-        measured["epoch"] = {"ours_seconds": ours_epoch_s, "reference_seconds": reference_epoch_s}
-        measured["epoch_speedup"] = reference_epoch_s / ours_epoch_s
-        measured["trial_peak_rss_mb"] = trial_peak_rss_mb(root, cache, train_idx, val_idx, device, precision, torch.get_num_threads())
+def data_and_epochs(data_dir: Path | None, device: torch.device, precision: str, samples: tuple[int, int], consumption: float) -> dict:
+    """(b) the data path and (d) whole epochs at T = 25, on N-MNIST from `data_dir` or synthetic data in its format
+    (`python -m study.gpu_check`; study.bench opens the data first, with `bench_data`, and measures it with
+    `measure_data_and_epochs`)."""
+    with bench_data(data_dir, samples) as data:
+        return measure_data_and_epochs(data, device, precision, consumption)
+
+
+def measure_data_and_epochs(data: BenchData, device: torch.device, precision: str, consumption: float) -> dict:
+    """(b) the data path and (d) whole epochs at T = 25, on `data`."""
+    measured: dict = {"data": data.description, "store_build_seconds": data.store_build_seconds, "store_samples": len(data.split.targets)}
+    ours_train, ours_val = data.ours
+    spec = FrameSpec(25)
+    reference_train, reference_val = ReferenceFrames(data.split, data.train_idx, spec), ReferenceFrames(data.split, data.val_idx, spec)
+
+    loading = samples_per_second(make_loader(ours_train, BATCH, True))
+    measured["data_path"] = {
+        "ours_samples_per_s": loading,
+        "reference_samples_per_s": samples_per_second(reference_loader(reference_train, BATCH, True)),
+    }
+    measured["loading_over_consumption"] = loading / consumption
+
+    hp = Hyperparams(num_steps=25)
+    ours = build_model("nmnist", "scnn", hp).to(device)
+    reference = ReferenceSCNN(ours, hp).to(device)
+    # Epochs include loading. One warm-up epoch each is left out (the first pays for page faults, thread
+    # pools and allocator growth, which made --quick's single cold epoch vary 0.3x to 2x run to run), then
+    # epochs alternate so a busy spell of the machine hits both.
+    ours_epoch_s, reference_epoch_s = paired_seconds(
+        partial(our_epoch, ours, ours_train, ours_val, device, precision),
+        partial(reference_epoch, reference, reference_train, reference_val, BATCH, device),
+        EPOCH_REPEATS,
+        device,
+    )
+    measured["epoch"] = {"ours_seconds": ours_epoch_s, "reference_seconds": reference_epoch_s}
+    measured["epoch_speedup"] = reference_epoch_s / ours_epoch_s
+    measured["trial_peak_rss_mb"] = trial_peak_rss_mb(
+        data.root, data.cache, data.train_idx, data.val_idx, device, precision, torch.get_num_threads()
+    )
     return measured
 
 

@@ -39,6 +39,9 @@ GESTURE_DAMAGE = {
     "three columns": (np.array([[10, 5, 1.0], [3, 4, 2.0]]), "not rows of 4 values"),
     "no rows": (np.zeros((0, 4)), "holds no event"),
     "out of time order": (np.array([[10, 5, 0, 9.0], [3, 4, 1, 2.0]]), "not in time order"),
+    "fractional x": (np.array([[10.5, 5, 0, 1.0], [3, 4, 1, 2.0]]), "1 of its 2 events have coordinates that are not whole pixels (e.g. event 0 at x=10.5, y=5)"),
+    # tonic's ms -> us int64 conversion overflowed this to -9.2e18 (with a RuntimeWarning): "not in time order"
+    "a timestamp of 1e300": (np.array([[10, 5, 0, 1.0], [3, 4, 1, 1e300]]), "its timestamp 1e+300 ms (event 1) lies beyond any recording: timestamps must lie from 0 to 1e+09 ms"),
 }
 
 
@@ -60,6 +63,7 @@ def test_a_damaged_nmnist_file_of_plausible_size_is_named_with_its_problem(damag
     assert not list((tmp_path / "cache").glob("*-offsets.npy"))  # no store that a trial could load
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # a value numpy cannot convert is named, not warned about
 @pytest.mark.parametrize("damage", GESTURE_DAMAGE)
 def test_a_damaged_dvsgesture_file_is_named_with_its_problem(damage, data_root, tmp_path):
     shutil.copytree(data_root / "DVSGesture", tmp_path / "DVSGesture")

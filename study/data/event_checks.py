@@ -13,6 +13,10 @@ from __future__ import annotations
 import numpy as np
 
 GESTURE_COLUMNS = 4  # DVS Gesture's .npy rows: x, y, p, t in milliseconds
+# tonic multiplies DVS Gesture's milliseconds by 1000 into int64 microseconds: a larger timestamp (1e300, say)
+# overflows, with a numpy RuntimeWarning, into a negative one. A recording lasts seconds; this bound (about
+# 11.6 days) keeps far clear of the overflow while refusing nothing a sensor could record.
+GESTURE_MAX_MS = 1e9
 
 
 def event_problem(events: np.ndarray, sensor_size: tuple[int, int, int]) -> str | None:
@@ -23,6 +27,13 @@ def event_problem(events: np.ndarray, sensor_size: tuple[int, int, int]) -> str 
     x, y, p, t = (np.asarray(events[name]).astype(np.float64) for name in ("x", "y", "p", "t"))
     if not all(np.isfinite(values).all() for values in (x, y, p, t)):
         return "some of its values are not finite numbers (NaN or infinity)"
+    fractional = (x != np.round(x)) | (y != np.round(y))
+    if fractional.any():
+        at = int(np.flatnonzero(fractional)[0])
+        return (
+            f"{int(fractional.sum())} of its {len(events)} events have coordinates that are not whole pixels "
+            f"(e.g. event {at} at x={x[at]:g}, y={y[at]:g})"
+        )
     outside = (x < 0) | (x >= width) | (y < 0) | (y >= height)
     if outside.any():
         return (
@@ -49,4 +60,10 @@ def gesture_rows_problem(rows: np.ndarray, sensor_size: tuple[int, int, int]) ->
     if rows.dtype.kind not in "iuf":
         return f"it holds {rows.dtype} values, not numbers"
     x, y, p, t = rows.T
+    if len(rows) and np.isfinite(t).all() and np.abs(t).max() > GESTURE_MAX_MS:
+        at = int(np.argmax(np.abs(t)))
+        return (
+            f"its timestamp {t[at]:g} ms (event {at}) lies beyond any recording: timestamps must lie from 0 to "
+            f"{GESTURE_MAX_MS:g} ms"
+        )
     return event_problem(np.rec.fromarrays([x, y, p, t], names="x,y,p,t"), sensor_size)

@@ -19,6 +19,7 @@ import torchvision
 from filelock import FileLock
 
 from study.data.event_checks import event_problem, gesture_rows_problem
+from study.data.mnist_checks import check_mnist_files
 from study.errors import UserError
 
 # Written inside a split's folder once its files are complete (after our download, or by the
@@ -79,6 +80,18 @@ class DVSGesture(_CheckedRecordings, tonic.datasets.DVSGesture):
         if (problem := gesture_rows_problem(np.load(self.data[index]), self.sensor_size)) is not None:
             raise ValueError(problem)
         return self._checked(super().__getitem__(index))
+
+
+class MNIST(torchvision.datasets.MNIST):
+    """torchvision's MNIST, its idx files checked before they are read (study.data.mnist_checks). The class
+    keeps torchvision's name: the files live under <root>/MNIST/raw."""
+
+    def _load_data(self):
+        prefix = "train" if self.train else "t10k"
+        raw = Path(self.raw_folder)
+        image_size = (28, 28)  # MNIST_SOURCE.shape[1:]
+        check_mnist_files(raw / f"{prefix}-images-idx3-ubyte", raw / f"{prefix}-labels-idx1-ubyte", image_size, len(self.classes))
+        return super()._load_data()
 
 
 @dataclass(frozen=True)
@@ -160,7 +173,7 @@ MNIST_SOURCE = Source(
         "<data-dir>/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte "
         "(the idx files, unzipped; from the torchvision MNIST mirrors)."
     ),
-    loader=torchvision.datasets.MNIST,
+    loader=MNIST,
 )
 
 NMNIST_SOURCE = Source(
