@@ -26,7 +26,7 @@ from analysis.samples import load_with_samples
 from analysis.spikes import spike_artifacts
 from analysis.study_figures import SECTION as STUDY_SECTION
 from analysis.study_figures import hyperparameter_effects, importance_chart, learning_curves, parallel_coordinates
-from analysis.tradeoff import searched_front_figure, trial_points, tradeoff_figure
+from analysis.tradeoff import best_point, searched_front_figure, trial_points, tradeoff_figure
 from analysis.weights import weight_artifacts
 from analysis.writeup import markdown, summary_sentences
 from study.cli import check_folder_name, count, print_error
@@ -143,17 +143,19 @@ def make_report(specs: list[str], label: str | None, out_dir: Path, samples: int
         importances = study_section(experiments, folder / "study", document)
         bar.update()
         rows = model_section(experiments, folder, samples, data_dir, tables, document, bar)
-        points = []
+        points, best = [], []
         for experiment in experiments:
             bar.set_postfix_str(f"operations of every trial of {experiment.name}")
             points += trial_points(experiment, samples, data_dir or experiment.data_dir, cache_dir(folder), tables[0], bar.update)
+            # the table's best model on the plot too, from the count model_section cached for the table
+            best.append(best_point(experiment, samples, data_dir or experiment.data_dir, cache_dir(folder), tables[0]))
         bar.set_postfix_str("writing")
         optional = [
             repeat_accuracy_figure(experiments, folder / "comparison"),
             repeat_curves_figure(experiments, folder / "comparison"),
             searched_front_figure(experiments, folder / "comparison"),
         ]
-        document.items += [comparison_table(rows), *(figure for figure in optional if figure is not None), tradeoff_figure(points, folder / "comparison", tables[0])]
+        document.items += [comparison_table(rows), *(figure for figure in optional if figure is not None), tradeoff_figure(points, folder / "comparison", tables[0], best)]
         document.items.append(export_table([(e.title, e.best_checkpoint) for e in experiments], folder))
         write_csv(rows, folder / "comparison" / "comparison.csv")
         document.summary = summary_sentences(rows, importances, paired_comparisons(experiments))

@@ -2,6 +2,9 @@
 
 Each trial's last checkpoint is counted (analysis.operations: one cached count per checkpoint, on the
 same test samples as the comparison table) and its energy estimated with the report's energy table.
+Each study's best model (Ray's best-scored checkpoint, the one the comparison table and the writeup
+count) is drawn too, from the same cached count: where its epoch is not its trial's last, it is a point
+of its own, so the table's model is always on the plot.
 """
 
 from __future__ import annotations
@@ -30,9 +33,11 @@ class TrialPoint:
     study: str  # the experiment's title
     dataset: str
     trial_id: str
-    accuracy: float  # METRIC at the trial's last epoch: the epoch of the checkpoint whose operations were counted
+    accuracy: float  # METRIC at the epoch of the checkpoint whose operations were counted (a trial's last, a best model's best)
     energy_pj: float  # estimated energy per inference
     synthetic: bool = False  # the study ran on synthetic data
+    epoch: int | None = None  # the epoch of that checkpoint, where known
+    best: bool = False  # the study's best model: the checkpoint the comparison table counts
 
 
 def pareto_front(cost: list[float], accuracy: list[float]) -> list[bool]:
@@ -51,6 +56,12 @@ def _last_accuracy(trial: Trial) -> float | None:
     return float(values.iloc[-1]) if len(values) else trial.last.get(METRIC)
 
 
+def _last_epoch(trial: Trial) -> int | None:
+    """The epoch of the trial's last checkpoint: the last one it reported, as BestModel.epoch numbers them."""
+    epochs = trial.history["epoch"].dropna() if "epoch" in trial.history else []
+    return int(epochs.iloc[-1]) if len(epochs) else (trial.epochs or None)
+
+
 def trial_points(
     experiment: ArchitectureResult, samples: int, data_dir: Path | None, cache_dir: Path, table: EnergyTable, on_trial: Callable[[], None] = lambda: None
 ) -> list[TrialPoint]:
@@ -60,9 +71,31 @@ def trial_points(
         accuracy = _last_accuracy(trial)
         if trial.checkpoint is not None and accuracy is not None:
             count = checkpoint_operations(trial.checkpoint, samples, data_dir, cache_dir)
-            points.append(TrialPoint(experiment.title, experiment.dataset, trial.trial_id, accuracy, table.energy_pj(count), experiment.synthetic))
+            points.append(TrialPoint(experiment.title, experiment.dataset, trial.trial_id, accuracy, table.energy_pj(count),
+                                     experiment.synthetic, _last_epoch(trial)))
         on_trial()
     return points
+
+
+def best_point(experiment: ArchitectureResult, samples: int, data_dir: Path | None, cache_dir: Path, table: EnergyTable) -> TrialPoint:
+    """The study's best model as the comparison table shows it: its checkpoint's one cached count (analysis.operations;
+    the report counted it for the table, so this reads the cache) and its validation accuracy at its best epoch."""
+    best = experiment.best
+    count = checkpoint_operations(experiment.best_checkpoint, samples, data_dir, cache_dir)
+    return TrialPoint(experiment.title, experiment.dataset, best.trial_id, best.val_acc, table.energy_pj(count), experiment.synthetic, best.epoch, best=True)
+
+
+def with_best(points: list[TrialPoint], best: list[TrialPoint]) -> list[TrialPoint]:
+    """The trials' points with each study's best model: a best model that is its trial's last checkpoint (same study,
+    trial and epoch) marks that point; one from an earlier epoch is added as a point of its own."""
+    merged = list(points)
+    for model in best:
+        same = next((i for i, p in enumerate(merged) if (p.study, p.trial_id, p.epoch) == (model.study, model.trial_id, model.epoch) and not p.best), None)
+        if same is None:
+            merged.append(model)
+        else:
+            merged[same] = model
+    return merged
 
 
 def _front_of(points: list[TrialPoint]) -> list[TrialPoint]:
@@ -71,34 +104,54 @@ def _front_of(points: list[TrialPoint]) -> list[TrialPoint]:
     return sorted((p for p, on in zip(points, on_front) if on), key=lambda p: p.energy_pj)
 
 
-def tradeoff_figure(points: list[TrialPoint], out_dir: Path, table: EnergyTable) -> Artifact:
+def tradeoff_figure(points: list[TrialPoint], out_dir: Path, table: EnergyTable, best: list[TrialPoint] = ()) -> Artifact:
     """Scatter of accuracy against estimated energy per inference (log x), one marker per study; Pareto fronts joined:
-    each study's own (dashed, in its colour) and the front over all trials (circled, black)."""
-    shown = [point for point in points if point.energy_pj > 0]  # a log axis has no place for zero
+    each study's own (dashed, in its colour) and the front over every point (circled, black). `best`: each study's best
+    model (`best_point`), drawn as a large star in its study's colour, beside its trial's last checkpoint where that
+    is another epoch (`with_best`)."""
+    merged = with_best(points, list(best))
+    shown = [point for point in merged if point.energy_pj > 0]  # a log axis has no place for zero
+    # best models that are no trial's last checkpoint: points of their own (beside their trial's last, where it has one)
+    added = [p for p in shown if p.best and not any((q.study, q.trial_id, q.epoch) == (p.study, p.trial_id, p.epoch) for q in points)]
+    earlier = [p for p in added if any((q.study, q.trial_id) == (p.study, p.trial_id) for q in points)]
     figure, axis = plt.subplots(figsize=(7.5, 5))
     for index, study in enumerate(dict.fromkeys(point.study for point in shown)):
         mine = [point for point in shown if point.study == study]
         dots = axis.scatter([p.energy_pj for p in mine], [p.accuracy for p in mine], marker=MARKERS[index % len(MARKERS)], s=45, alpha=0.8, label=study)
+        colour = dots.get_facecolor()[0]
         own = _front_of(mine)
-        axis.step([p.energy_pj for p in own], [p.accuracy for p in own], where="post", color=dots.get_facecolor()[0], linestyle="--", linewidth=1)
+        axis.step([p.energy_pj for p in own], [p.accuracy for p in own], where="post", color=colour, linestyle="--", linewidth=1)
+        if stars := [p for p in mine if p.best]:
+            axis.scatter([p.energy_pj for p in stars], [p.accuracy for p in stars], marker="*", s=320, color=colour,
+                         edgecolor="black", linewidth=0.8, zorder=4, label=f"{study}: best model (comparison table)")
     optimal = _front_of(shown)
     axis.step([p.energy_pj for p in optimal], [p.accuracy for p in optimal], where="post", color="black", linewidth=1, zorder=1)
-    axis.scatter([p.energy_pj for p in optimal], [p.accuracy for p in optimal], s=160, facecolor="none", edgecolor="black", label="Pareto front, all trials")
+    axis.scatter([p.energy_pj for p in optimal], [p.accuracy for p in optimal], s=160, facecolor="none", edgecolor="black", label="Pareto front, all points")
     axis.set_xscale("log")
     axis.set_xlabel(f"estimated energy per inference, pJ ({table.name}; log scale)")
-    axis.set_ylabel(f"{AXIS_LABELS.get(METRIC, METRIC)} at the trial's last epoch")
+    axis.set_ylabel(f"{AXIS_LABELS.get(METRIC, METRIC)} at the counted checkpoint's epoch")
     axis.grid(alpha=0.3, which="both")
     axis.legend(fontsize="small")
     axis.set_title("Accuracy against energy, every trial of every study" + (" (synthetic data)" if any(p.synthetic for p in shown) else ""))
     path = save_figure(figure, out_dir / "accuracy_vs_energy.png")
     studies = {p.study for p in shown}
-    left_out = len(points) - len(shown)
+    stars = [p for p in shown if p.best]
+    left_out = len(merged) - len(shown)
     caption = (
-        f"{AXIS_LABELS.get(METRIC, METRIC).capitalize()} against estimated energy per inference for {plural(len(shown), 'trial')} "
+        f"{AXIS_LABELS.get(METRIC, METRIC).capitalize()} against estimated energy per inference for {plural(len(shown) - len(added), 'trial')} "
         f"of {plural(len(studies), 'study')}, each at its last checkpoint (arithmetic only, {table.source}; memory access "
-        "not included); circled and joined in black: the Pareto front "
-        f"({plural(len(optimal), 'trial')} that no other trial beats on both); dashed: each study's own front"
-        + (f"; {plural(left_out, 'trial')} with zero energy left off the log axis" if left_out else "")
+        "not included)"
+        + (
+            "; stars: each study's best model, the checkpoint the comparison table and the writeup count (Ray's best-scored "
+            "epoch, at its accuracy there, from the same cached count on the same samples); "
+            + (f"{len(earlier)} of them {'is' if len(earlier) == 1 else 'are'} from an earlier epoch than the trial's last and "
+               "drawn beside that trial's last checkpoint" if earlier else "each is its trial's last checkpoint" if not added
+               else "drawn as points of their own")
+            if stars else ""
+        )
+        + "; circled and joined in black: the Pareto front "
+        f"({plural(len(optimal), 'point')} that no other point beats on both); dashed: each study's own front"
+        + (f"; {plural(left_out, 'point')} with zero energy left off the log axis" if left_out else "")
         + (". The studies use different data sets, so the black front compares across tasks." if len({p.dataset for p in shown}) > 1 else ".")
     )
     return Artifact(path, caption, SECTION)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nir
@@ -232,3 +233,89 @@ def test_report_table_gives_the_exports_reason_for_a_model_it_refuses_not_a_comm
     assert "NIR has no max pooling" in rows["max-pooled scnn"][1] and "NIR has no LSTM cells" in rows["slstm"][1]
     assert rows["avg-pooled scnn"] == ["not exported", f"python -m study.export {paths['avg-pooled scnn']}"]
     assert main([str(paths["avg-pooled scnn"])]) == 0
+
+
+# ---------------------------------------------------------------- the export's own check compares spikes that exist
+
+QUIET = {reset: Hyperparams(num_steps=8, pooling="avg", blocks=2, population=2, reset=reset) for reset in ("subtract", "zero")}
+
+
+def silenced(hp: Hyperparams) -> torch.nn.Module:
+    """A network whose output layer can never fire (threshold 1e6) while its hidden layers do: an untrained
+    DVS Gesture network behaved so, and its export once said 'output spikes equal the model's (0 spikes)'."""
+    model = trained_looking("nmnist", "scnn", hp)
+    with torch.no_grad():
+        model.output_neurons.threshold.fill_(1e6)
+    return model
+
+
+@pytest.mark.parametrize("reset", QUIET)
+def test_a_quiet_network_is_checked_on_a_scaled_input_on_which_its_outputs_fire(tmp_path, capsys, reset):
+    """Silent on the plain check input, firing when it is scaled up: the check compares real output spikes."""
+    from study.export import exporter
+    from study.export.nir_graph import folded_copy
+
+    hp = QUIET[reset]
+    model = trained_looking("nmnist", "scnn", hp)
+    with torch.no_grad():
+        model.input_scale.mul_(0.1)  # a tenth of the calibrated input: no output spike on the plain check input
+    with torch.no_grad():
+        plain = folded_copy(model).run(exporter._check_input((hp.num_steps, exporter.CHECK_BATCH, 2, 34, 34)))
+    assert plain.spikes["out"].sum() == 0  # what the check used to compare: zero spikes against zero spikes
+    path = checkpoint(tmp_path, model, "nmnist", "scnn", hp)
+    assert main([str(path)]) == 0
+    said = capsys.readouterr().out
+    compared = re.search(r"its output spikes equal the model's \((\d+) spikes; read back( and read by snnTorch's import_from_nir)?\)", said)
+    assert compared and int(compared.group(1)) > 0, said
+    assert bool(compared.group(2)) == (reset == "zero")  # snnTorch's importer reads the LIF graph, and it fired too
+    assert re.search(r"scaled by (\d+), the first gain at which the output layer fires", said) and "no output spike" not in said
+
+
+@pytest.mark.parametrize("reset", QUIET)
+def test_an_export_whose_outputs_never_fire_does_not_claim_an_output_spike_comparison(tmp_path, capsys, reset):
+    hp = QUIET[reset]
+    model = silenced(hp)
+    path = checkpoint(tmp_path, model, "nmnist", "scnn", hp)
+    assert main([str(path)]) == 0
+    said = " ".join(capsys.readouterr().out.split())
+    assert "output spikes equal" not in said and "(0 spikes" not in said
+    assert "its output layer emitted no spike on any check input (random inputs scaled by 1 to 64), so no output spike was compared" in said
+    hidden = re.search(r"the hidden layers' spikes equal the model's \(lif1 (\d+), lif2 (\d+) spikes\)", said)
+    assert hidden and min(int(count) for count in hidden.groups()) > 0, said  # a comparison of spikes that exist
+    assert "the output membrane equals the model's to float rounding" in said
+    assert ("snnTorch's import_from_nir emits no output spike either" in said) == (reset == "zero")
+
+    # what the check says it compared holds on a fresh input too: the graph's lif2 spikes and output membrane
+    graph = nir.read(path.with_suffix(".nir"))
+    x = torch.randint(0, 3, (hp.num_steps, 3, 2, 34, 34), generator=torch.Generator().manual_seed(7)).float()
+    with torch.no_grad():
+        expected = model.run(x)
+    lif2 = "lif2_fire" if reset == "subtract" else "lif2"
+    spikes = nir_reader.run_over_time(nir_reader.to_torch(nir_reader.with_output_from(graph, lif2)), x)
+    assert expected.spikes["lif2"].sum() > 0 and torch.equal(spikes, expected.spikes["lif2"])
+    membrane = nir_reader.run_over_time(nir_reader.to_torch(nir_reader.with_membrane_output(graph, "out_membrane" if reset == "subtract" else "out")), x)
+    torch.testing.assert_close(membrane, expected.membrane, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("reset", QUIET)
+def test_the_check_of_a_silent_output_still_catches_a_hidden_layer_that_computes_otherwise(tmp_path, capsys, monkeypatch, reset):
+    import study.export.exporter as exporter
+
+    real = exporter.nir_graph
+
+    def off_by_a_tenth(*args):
+        graph = real(*args)
+        node = graph.nodes["lif2_fire" if reset == "subtract" else "lif2"]
+        if reset == "subtract":
+            node.threshold = node.threshold * 1.1
+        else:
+            node.v_threshold = node.v_threshold * 1.1
+        return graph
+
+    monkeypatch.setattr(exporter, "nir_graph", off_by_a_tenth)
+    hp = QUIET[reset]
+    path = checkpoint(tmp_path, silenced(hp), "nmnist", "scnn", hp)
+    assert main([str(path)]) == 1
+    error = capsys.readouterr().err
+    assert re.search(r"nothing was written: the NIR graph read back from best.nir differs from the model in \d+ of \d+ layer lif2's spikes", error), error
+    assert sorted(p.name for p in path.parent.iterdir()) == ["best.pth"]

@@ -6,6 +6,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import torch
@@ -75,3 +76,65 @@ def test_asking_for_cuda_without_a_gpu_or_an_unknown_section_stops_with_status_2
     assert gpu_check.main(["--device", "cpu", "--out", str(tmp_path)]) == 2  # a folder
     assert "is a folder" in " ".join(capsys.readouterr().err.split())
     assert not out.exists()
+
+
+def test_a_spent_budget_skips_the_later_sections_and_still_writes_valid_json(tmp_path, capsys):
+    """The CPU dry run with a budget shorter than its first section (T=2 takes seconds here): that section runs, every
+    later one is recorded as skipped for time, the JSON is complete and the exit status is 3, as documented."""
+    out = tmp_path / "gpu-check.json"
+    status = gpu_check.main(["--device", "cpu", "--steps", "2", "--repeats", "1", "--budget-s", "0.2", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert status == gpu_check.OUT_OF_TIME == 3
+    record = json.loads(out.read_text())
+    later = ["cuda_tests", "spikingjelly", "epochs"]
+    assert record["budget_s"] == 0.2 and record["skipped_for_time"] == later
+    assert {"T2_bf16", "T2_fp32"} <= set(record["training_steps"])  # it started within the budget
+    for name in later:
+        assert record[name]["skipped_for_time"] is True and record[name]["elapsed_s"] >= 0.2
+        assert name not in record["sections_seconds"] and f"{name}: skipped for time" in printed
+    assert "step_speedup_T2" in record["goals"]  # the figures that ran are still judged
+
+
+def test_the_default_budget_is_the_issues_eight_minutes_and_a_budget_must_be_positive(tmp_path, capsys):
+    assert gpu_check.BUDGET_S == 480
+    out = tmp_path / "gpu-check.json"
+    for budget in ("0", "-5", "nan"):
+        assert gpu_check.main(["--device", "cpu", "--budget-s", budget, "--out", str(out)]) == 2
+        assert "--budget-s" in capsys.readouterr().err
+    assert not out.exists()
+
+
+class LIFNode(torch.nn.Module):
+    """Stands in for SpikingJelly's LIFNode (not installed here): found by its class name, read by its attributes."""
+
+    def __init__(self, v: torch.Tensor | None = None, backend: str | None = None):
+        super().__init__()
+        self.v = v
+        if backend is not None:
+            self.backend = backend
+
+
+def test_the_spikingjelly_backend_recorded_is_the_one_that_ran():
+    bf16, fp32 = torch.zeros(2, dtype=torch.bfloat16), torch.zeros(2)
+    # SpikingJelly 2.0 runs its bound kernel on float32 state only: under bf16 autocast the state is bf16
+    assert gpu_check.backend_that_ran([LIFNode(bf16), LIFNode(bf16)], "triton")["backend"] == "torch-reference"
+    fused = gpu_check.backend_that_ran([LIFNode(fp32)], "cuda")
+    assert fused["backend"] == "cuda" and fused["bound"] == "cuda" and fused["state_dtype"] == ["float32"]
+    assert gpu_check.backend_that_ran([LIFNode(fp32, backend="cupy")], None)["backend"] == "cupy"  # SpikingJelly 0.0.0.0.x
+    unknown = gpu_check.backend_that_ran([LIFNode(fp32)], None)
+    assert unknown["backend"] == "unknown" and "neither" in unknown["from"]
+
+
+def test_the_bound_implementation_is_asked_of_spikingjelly_and_unknown_without_it(monkeypatch):
+    device = torch.device("cpu")
+    if importlib.util.find_spec("spikingjelly") is None:
+        assert gpu_check.bound_implementation(device) is None
+    functional = types.ModuleType("spikingjelly.activation_based.functional")
+    functional.neuron_implementation = lambda neuron, where: {"implementation": f"{neuron}-on-{where.type}", "unavailable": {}}
+    for name, module in (("spikingjelly", types.ModuleType("spikingjelly")),
+                         ("spikingjelly.activation_based", types.ModuleType("spikingjelly.activation_based")),
+                         ("spikingjelly.activation_based.functional", functional)):
+        monkeypatch.setitem(sys.modules, name, module)
+    assert gpu_check.bound_implementation(device) == "lif-on-cpu"
+    del functional.neuron_implementation  # a SpikingJelly without the query
+    assert gpu_check.bound_implementation(device) is None

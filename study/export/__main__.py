@@ -13,15 +13,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from study.cli import print_error
+from study.cli import nonempty_path, print_error
 from study.errors import UserError
 from study.export import RoundTripError, export_checkpoint
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m study.export", description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint", type=Path, help="a .pth file written by the study (e.g. checkpoints/NAME/scnn/best.pth)")
-    parser.add_argument("--out", type=Path, help="folder to write into (default: the checkpoint's folder)")
+    parser.add_argument("checkpoint", type=nonempty_path, help="a .pth file written by the study (e.g. checkpoints/NAME/scnn/best.pth)")
+    parser.add_argument("--out", type=nonempty_path, help="folder to write into (default: the checkpoint's folder)")
     args = parser.parse_args(argv)
     try:
         exported = export_checkpoint(args.checkpoint, args.out)

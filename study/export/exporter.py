@@ -4,6 +4,9 @@ Spiking CNNs become NIR graphs (`study.export.nir_graph`), the conventional CNN 
 (`study.export.onnx_model`). Every input is checked (checkpoint, expressibility, output folder)
 before anything is written; the file is written under a temporary name, read back and run
 beside the model on a seeded random input, and only renamed to its final name when both agree.
+A spiking model's check input is scaled up until its output layer fires; where it never does
+(an untrained network, say), the check compares the hidden layers' spikes and the output membrane
+and says that no output spike was compared.
 """
 
 from __future__ import annotations
@@ -19,14 +22,16 @@ import torch
 from study.checkpoint import EXPORT_SUFFIXES, load_model
 from study.config import Hyperparams
 from study.export import nir_reader
-from study.export.nir_graph import OUTPUT_LAYER, folded_copy, nir_graph
+from study.export.nir_graph import OUTPUT_LAYER, folded_copy, nir_graph, spike_node
 from study.export.onnx_model import ATOL, RTOL, onnx_bytes, properties, run_onnx
 from study.files import replaced_atomically
-from study.models.common import OUTPUT_SPIKES
+from study.models.common import OUTPUT_SPIKES, Output
 from study.registry import ARCHITECTURES, DATASETS, model_input_shape
 from study.writable import check_writable_file
 
 CHECK_BATCH, CHECK_SEED = 4, 0
+# Gains tried in turn on the check input until the model's output layer fires (see _check_run).
+CHECK_GAINS = (1, 2, 4, 8, 16, 32, 64)
 # Output membranes agree to float32 rounding: BatchNorm and the input scale are folded into weights, so sums round differently.
 MEMBRANE_RTOL, MEMBRANE_ATOL = 1e-4, 1e-5
 
@@ -73,27 +78,85 @@ def _check_input(shape: tuple[int, ...]) -> torch.Tensor:
     return (torch.rand(*shape, generator=generator) < 0.3).float()
 
 
-def _compare_nir(graph: nir.NIRGraph, fires: bool, x: torch.Tensor, expected, name: str) -> str:
-    """Run the graph read back on `x` `[T, B, ...]`: its output membrane (where the graph has one) and spikes (where
-    the outputs fire) against the model's; a graph of LIF neurons also as snnTorch's importer reads it."""
+@dataclass(frozen=True)
+class CheckRun:
+    """The input the round trip runs on, `[T, B, C, H, W]`, the gain it was scaled by, and the folded model's pass on it."""
+
+    x: torch.Tensor
+    gain: float
+    expected: Output
+    output_spikes: int  # the model's output spikes on `x` (0 for a membrane readout, whose outputs never fire)
+
+
+def _check_run(folded, shape: tuple[int, ...]) -> CheckRun:
+    """The check input: the seeded random spikes times the first gain of CHECK_GAINS at which the output layer fires.
+    An untrained or quiet network may emit no output spike on the first input, and comparing zero spikes with zero
+    spikes checks nothing. Where no gain makes it fire, the lowest gain at which every hidden layer fires (else the
+    highest): the hidden layers' spikes and the output membrane are compared there instead."""
+    base, tried = _check_input(shape), []
+    gains = CHECK_GAINS if folded.output_layer.fires else CHECK_GAINS[:1]  # a membrane readout has no spike to look for
+    with torch.no_grad():
+        for gain in gains:
+            x = base * gain
+            expected = folded.run(x)
+            spikes = int(expected.spikes[OUTPUT_SPIKES].sum()) if folded.output_layer.fires else 0
+            if spikes or not folded.output_layer.fires:
+                return CheckRun(x, gain, expected, spikes)
+            tried.append(CheckRun(x, gain, expected, 0))
+    return next((run for run in tried if all(run.expected.spikes[layer].any() for layer in folded.spike_layers)), tried[-1])
+
+
+def _differ(how: str, which: str, spikes: torch.Tensor, expected: torch.Tensor) -> RoundTripError:
+    """'the NIR graph read back from best.nir differs from the model in 3 of 640 output spikes'."""
+    return RoundTripError(f"the NIR graph {how} differs from the model in {int((spikes != expected).sum())} of {spikes.numel()} {which} spikes")
+
+
+def _compare_nir(graph: nir.NIRGraph, model, run: CheckRun, name: str) -> str:
+    """Run the graph read back on the check input against the model: its output spikes where the output layer fired
+    (also as snnTorch's importer reads a graph of LIF neurons) and its output membrane where the graph has one. Where
+    the output layer emitted no spike, the hidden layers' spikes (input side first) and the output membrane instead,
+    and the text says that no output spike was compared."""
+    x, expected = run.x, run.expected
+    silent = model.output_layer.fires and run.output_spikes == 0
     passed = []
-    if (membrane_node := f"{OUTPUT_LAYER}_membrane") in graph.nodes:  # not in a LIF output layer: its output is spikes
-        membrane = nir_reader.run_over_time(nir_reader.to_torch(nir_reader.with_output_from(graph, membrane_node)), x)
-        if not torch.allclose(membrane, expected.membrane, rtol=MEMBRANE_RTOL, atol=MEMBRANE_ATOL):
-            gap = float((membrane - expected.membrane).abs().max())
-            raise RoundTripError(f"the NIR graph read back from {name} differs from the model's output membrane by up to {gap:.3g}")
-        passed.append("its output membrane equals the model's to float rounding")
-    if fires:
+    if silent:
+        counts = []
+        for layer in model.spike_layers:
+            spikes = nir_reader.run_over_time(nir_reader.to_torch(nir_reader.with_output_from(graph, spike_node(graph, layer))), x)
+            if spikes.shape != expected.spikes[layer].shape:
+                raise RoundTripError(f"the NIR graph read back from {name} gives layer {layer}'s spikes the shape "
+                                     f"{tuple(spikes.shape)}, the model {tuple(expected.spikes[layer].shape)}")
+            if not torch.equal(spikes, expected.spikes[layer]):
+                raise _differ(f"read back from {name}", f"layer {layer}'s", spikes, expected.spikes[layer])
+            counts.append(f"{layer} {int(spikes.sum())}")
+        passed.append(f"the hidden layers' spikes equal the model's ({', '.join(counts)} spikes)")
+    elif model.output_layer.fires:
         expected_spikes = expected.spikes[OUTPUT_SPIKES]
         readers = {"read back": nir_reader.run_over_time(nir_reader.to_torch(graph), x)}
         if nir_reader.snntorch_reads(graph):
             readers["read by snnTorch's import_from_nir"] = nir_reader.run_with_snntorch(graph, x)
         for reader, spikes in readers.items():
             if not torch.equal(spikes, expected_spikes):
-                differ = int((spikes != expected_spikes).sum())
-                raise RoundTripError(f"the NIR graph {reader} from {name} differs from the model in {differ} of {spikes.numel()} output spikes")
-        passed.insert(0, f"its output spikes equal the model's ({int(expected_spikes.sum())} spikes; {' and '.join(readers)})")
-    return f"read back, {' and '.join(passed)} ({CHECK_BATCH} random inputs of {x.shape[0]} steps)"
+                raise _differ(f"{reader} from {name}", "output", spikes, expected_spikes)
+        passed.append(f"its output spikes equal the model's ({run.output_spikes} spikes; {' and '.join(readers)})")
+    membrane_node = f"{OUTPUT_LAYER}_membrane" if f"{OUTPUT_LAYER}_membrane" in graph.nodes else OUTPUT_LAYER
+    if membrane_node != OUTPUT_LAYER or silent:  # an output LIF's membrane is the LI's only while it does not fire
+        membrane = nir_reader.run_over_time(nir_reader.to_torch(nir_reader.with_membrane_output(graph, membrane_node)), x)
+        if not torch.allclose(membrane, expected.membrane, rtol=MEMBRANE_RTOL, atol=MEMBRANE_ATOL):
+            gap = float((membrane - expected.membrane).abs().max())
+            raise RoundTripError(f"the NIR graph read back from {name} differs from the model's output membrane by up to {gap:.3g}")
+        passed.append(f"{'the' if silent else 'its'} output membrane equals the model's to float rounding")
+    if silent and nir_reader.snntorch_reads(graph):
+        if nir_reader.run_with_snntorch(graph, x).any():
+            raise RoundTripError(f"the NIR graph read by snnTorch's import_from_nir from {name} emits output spikes where the model emits none")
+        passed.append("snnTorch's import_from_nir emits no output spike either")
+    inputs = f"{CHECK_BATCH} random inputs of {x.shape[0]} steps"
+    if run.gain != 1:
+        inputs += f", scaled by {run.gain:g}" + ("" if silent else ", the first gain at which the output layer fires")
+    if silent:
+        return (f"read back; its output layer emitted no spike on any check input (random inputs scaled by {CHECK_GAINS[0]:g} "
+                f"to {CHECK_GAINS[-1]:g}), so no output spike was compared: {', '.join(passed)} ({inputs})")
+    return f"read back, {' and '.join(passed)} ({inputs})"
 
 
 def _check_folding(model, folded, x: torch.Tensor) -> None:
@@ -112,16 +175,14 @@ def _check_folding(model, folded, x: torch.Tensor) -> None:
 def _write_nir(model, payload: dict, hp: Hyperparams, input_shape, target: Path) -> Exported:
     kind = DATASETS[payload["dataset"]].source.kind
     graph = nir_graph(model, input_shape, hp, kind)  # UserError where NIR cannot express the network
-    x = _check_input((hp.num_steps, CHECK_BATCH, *input_shape))  # [T, B, C, H, W]
     # The graph is compared with the model as the graph holds it (weights folded), so that a neuron that
     # rounding puts exactly at its threshold cannot fail a correct export; the folding is checked on its own.
     folded = folded_copy(model)
-    _check_folding(model, folded, x)
-    with torch.no_grad():
-        expected = folded.run(x)
+    run = _check_run(folded, (hp.num_steps, CHECK_BATCH, *input_shape))  # x: [T, B, C, H, W]
+    _check_folding(model, folded, run.x)
     with _writing(target) as partial:
         nir.write(str(partial), graph)
-        check = _compare_nir(nir_reader.read_graph(partial), model.output_layer.fires, x, expected, target.name)
+        check = _compare_nir(nir_reader.read_graph(partial), folded, run, target.name)
     if not nir_reader.snntorch_reads(graph):
         check += (". Importers that map only NIR's neuron nodes (snnTorch's import_from_nir) cannot read its LI, Threshold "
                   "and Scale nodes: a network trained with --fix reset=zero --fix readout=spikes exports as LIF nodes")

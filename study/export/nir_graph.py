@@ -150,7 +150,9 @@ def nir_graph(model: SpikingCNN, input_shape: tuple[int, int, int], hp, kind: st
     nodes: dict[str, nir.NIRNode] = {INPUT: nir.Input(input_type={"input": np.array(input_shape)})}
     edges: list[tuple[str, str]] = []
     source, shape = INPUT, tuple(input_shape)
-    for index, (block, neuron) in enumerate(zip(model.blocks, model.neurons), start=1):
+    # Each leaky layer's nodes are named after the model's own layer (`spike_layers`: lif1, lif2, ...), so that
+    # a layer's spikes in the graph (`spike_node`) and in the model's Output.spikes go by one name.
+    for index, (layer, block, neuron) in enumerate(zip(model.spike_layers, model.blocks, model.neurons, strict=True), start=1):
         block: ConvBlock
         weight, bias = folded_weights(model, index - 1)
         conv, pool = f"conv{index}", f"pool{index}"
@@ -164,7 +166,7 @@ def nir_graph(model: SpikingCNN, input_shape: tuple[int, int, int], hp, kind: st
         )
         shape = (block.conv.out_channels, shape[1] // 2, shape[2] // 2)
         edges += [(source, conv), (conv, pool)]
-        source = _leaky_layer(nodes, edges, pool, f"lif{index}", neuron, shape, fires=True)
+        source = _leaky_layer(nodes, edges, pool, layer, neuron, shape, fires=True)
     linear = model.classifier[-1]
     nodes["flatten"] = nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0, end_dim=-1)
     nodes["fc"] = nir.Affine(weight=_array(linear.weight), bias=_array(linear.bias))
@@ -196,6 +198,12 @@ def nir_graph(model: SpikingCNN, input_shape: tuple[int, int, int], hp, kind: st
         ),
     }
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
+
+
+def spike_node(graph: nir.NIRGraph, layer: str) -> str:
+    """The node whose output is the spikes of the model's leaky layer `layer` (a name in `spike_layers`, or
+    OUTPUT_LAYER): its Threshold (subtractive reset) or its LIF (reset to zero)."""
+    return f"{layer}_fire" if f"{layer}_fire" in graph.nodes else layer
 
 
 def _pair(value) -> tuple[int, int]:

@@ -104,10 +104,35 @@ def read_graph(path: Path) -> nir.NIRGraph:
 
 
 def with_output_from(graph: nir.NIRGraph, node: str) -> nir.NIRGraph:
-    """The same graph with its output taken from `node` instead (e.g. a spiking layer's membrane, to compare values, not spikes)."""
+    """The same graph with its output taken from `node` instead (e.g. a spiking layer's membrane, to compare values,
+    not spikes, or a hidden layer's spikes); the output node takes `node`'s shape, which NIR's type check wants.
+    Only the nodes that `node` depends on are kept: nirtorch's interpreter never finishes a graph with a node
+    that leads nowhere (as the layers after a hidden layer would)."""
     output = next(name for name, value in graph.nodes.items() if isinstance(value, nir.Output))
-    edges = [edge for edge in graph.edges if edge[1] != output] + [(node, output)]
-    return nir.NIRGraph(nodes=dict(graph.nodes), edges=edges, metadata=dict(graph.metadata))
+    kept, frontier = {node}, [node]
+    while frontier:  # everything upstream of `node`, recurrent edges included
+        target = frontier.pop()
+        for source, _ in (edge for edge in graph.edges if edge[1] == target and edge[0] not in kept):
+            kept.add(source)
+            frontier.append(source)
+    edges = [edge for edge in graph.edges if edge[0] in kept and edge[1] in kept] + [(node, output)]
+    shape = next(iter(graph.nodes[node].output_type.values()))
+    nodes = {name: value for name, value in graph.nodes.items() if name in kept}
+    nodes[output] = nir.Output(output_type={"output": np.array(shape)})
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=dict(graph.metadata))
+
+
+def with_membrane_output(graph: nir.NIRGraph, node: str) -> nir.NIRGraph:
+    """The same graph with its output taken from `node`'s membrane. An `LI` node's output is its membrane; an `LIF`
+    node is read as the `LI` with its time constants, whose membrane is the LIF's for as long as it does not fire
+    (so compare it only where the layer emitted no spike)."""
+    value = graph.nodes[node]
+    if isinstance(value, nir.LIF):
+        nodes = {**graph.nodes, node: nir.LI(tau=value.tau, r=value.r, v_leak=value.v_leak)}
+        graph = nir.NIRGraph(nodes=nodes, edges=list(graph.edges), metadata=dict(graph.metadata))
+    elif not isinstance(value, nir.LI):
+        raise ValueError(f"node {node} is a {type(value).__name__}, which has no membrane")
+    return with_output_from(graph, node)
 
 
 def to_torch(graph: nir.NIRGraph) -> torch.fx.GraphModule:
