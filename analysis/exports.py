@@ -8,12 +8,9 @@ from pathlib import Path
 from analysis.comparison import SECTION
 from analysis.content import Table
 from analysis.writeup import link
-from study.checkpoint import load_model
-from study.config import Hyperparams
 from study.errors import UserError
 from study.export import exported_files
-from study.export.nir_graph import nir_graph
-from study.registry import ARCHITECTURES, DATASETS, model_input_shape
+from study.export.exporter import exportable
 
 FORMATS = {".nir": "NIR (neuromorphic hardware and simulators)", ".onnx": "ONNX"}
 REFUSED = "cannot be exported"
@@ -22,16 +19,11 @@ REFUSED = "cannot be exported"
 def export_refusal(checkpoint: Path) -> str | None:
     """Why `python -m study.export CHECKPOINT` would refuse the checkpoint (exit 2), in its own message, or None.
 
-    The export's own checks, in its order: the checkpoint must load, and a spiking model must be one NIR can express
-    (`nir_graph` raises the export's UserError for the spiking LSTM, max pooling, a decay of 1). The CNN always
-    has an ONNX form. Whether the output folder can be written is not asked here: that is the caller's machine.
+    The export's own checks of the checkpoint (study.export.exporter.exportable). Whether the output folder can be
+    written is not asked here: that is the caller's machine.
     """
     try:
-        model, payload = load_model(checkpoint)
-        if ARCHITECTURES[payload["arch"]].spiking:
-            hp = Hyperparams.from_dict(payload["hyperparams"])
-            kind = DATASETS[payload["dataset"]].source.kind
-            nir_graph(model.float().eval(), model_input_shape(payload["dataset"], payload["arch"], hp), hp, kind)
+        exportable(checkpoint)
     except UserError as error:
         return str(error)
     return None

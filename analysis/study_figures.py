@@ -13,7 +13,7 @@ from analysis.content import plural
 from analysis.experiment import ArchitectureResult, Trial
 from analysis.hyperparameters import IMPORTANCE_EVALUATOR, Importance, search_of
 from study.config import METRIC
-from study.summary import TrialStatus
+from study.status import FAILED_TO_LEARN, TrialStatus
 
 SECTION = "Study"
 # Where a trial ended, by how it ended: every TrialStatus has one (tests/test_analysis_report.py checks).
@@ -27,7 +27,7 @@ STATUS_COLOURS = {
     TrialStatus.ERROR: "black",
 }
 # Statuses of trials that stopped themselves while their loss was finite: the caption names each that occurred.
-UNABLE_TO_LEARN = (TrialStatus.SILENT, TrialStatus.SATURATED, TrialStatus.STALLED)
+UNABLE_TO_LEARN = tuple(status for status in FAILED_TO_LEARN if status != TrialStatus.DIVERGED)  # diverged trials have their own marker
 BEST_COLOUR = "tab:blue"
 AXIS_LABELS = {"val_acc": "validation accuracy", "val_loss": "validation loss"}
 SCORE_LABEL = f"best {AXIS_LABELS.get(METRIC, METRIC)}"  # a trial's score: its best epoch

@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -25,9 +25,7 @@ from study.data.frames import FrameSpec
 from study.models.calibration import calibrate
 from study.precision import autocast
 from study.registry import ARCHITECTURES, DATASETS
-
-if TYPE_CHECKING:
-    from study.summary import TrialStatus
+from study.status import TrialStatus
 
 OPTIMIZERS = {
     "adam": lambda params, hp: torch.optim.Adam(params, lr=hp.lr, weight_decay=hp.weight_decay),
@@ -212,7 +210,6 @@ def stalled(epoch: int, val: EpochResult, classes: int, epochs_left: int) -> boo
 
 def firing_problem(layer_rates: dict[str, float]) -> TrialStatus | None:
     """SILENT when a layer emitted no spike at all, SATURATED when one fired at almost every step, else None."""
-    from study.summary import TrialStatus  # here: study.summary loads scipy.stats, which testing a checkpoint never needs
 
     if any(rate == 0 for rate in layer_rates.values()):
         return TrialStatus.SILENT
@@ -227,7 +224,6 @@ def epoch_metrics(
     """What a trial reports each epoch. With `classes` (as a trial calls it), whether it cannot learn: after
     epoch 1 silent or saturated (over its whole training epoch); after STALLED_AFTER epochs, with epochs
     left, still at chance. Each is reported as a metric named after its TrialStatus."""
-    from study.summary import TrialStatus  # here, as in firing_problem
 
     metrics = {
         "epoch": epoch,

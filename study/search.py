@@ -13,6 +13,7 @@ from search_spaces.common import as_hyperparams, as_params, field_of
 from study.config import Hyperparams, StudySettings
 from study.errors import UserError, lookup
 from study.ranges import check_hyperparams
+from study.models.blocks import max_blocks
 from study.registry import ARCHITECTURES, PRESETS, SEARCH_SPACES, build_model, hyperparams_of, model_input_shape
 
 TRUE, FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
@@ -101,9 +102,9 @@ def depth_range(dataset: str, arch: str, fixed: tuple[tuple[str, Any], ...]) -> 
     """The depths the space of `arch` on `dataset` searches with these fixed values (sorted (name, value) pairs),
     and the most that fit: None when it searches no depth (fixed, or not a convolutional architecture).
 
-    Every depth is built, as a trial would build it (the first trial fitting says nothing of a later
-    proposal of 4 blocks). A fixed value that leaves no searched depth, say `--fix frame_size=2` where 2 to 4
-    blocks are searched, is a UserError that names the depths that fit."""
+    Every depth is checked against the input (the first trial fitting says nothing of a later proposal of 4
+    blocks). A fixed value that leaves no searched depth, say `--fix frame_size=2` where 2 to 4 blocks are
+    searched, is a UserError that names the depths that fit."""
     import optuna
 
     with quiet_optuna():
@@ -115,18 +116,12 @@ def depth_range(dataset: str, arch: str, fixed: tuple[tuple[str, Any], ...]) -> 
         return None
     proposal = Hyperparams.from_dict(as_hyperparams({**asked.params, **constants}))
     size = model_input_shape(dataset, arch, proposal)[1:]
-    if min(size) < 2:
+    depths = DepthRange(searched.low, searched.high, max_blocks(size), size)
+    if depths.most == 0:
         raise UserError(f"{arch} on {dataset}: a {size[0]}x{size[1]} input fits no convolution block (each halves the frame): use a larger frame_size.")
-    fits = []
-    for blocks in range(1, searched.high + 1):
-        try:
-            build_model(dataset, arch, dataclasses.replace(proposal, blocks=blocks))
-        except UserError:
-            if blocks == 1:
-                raise  # what stops every depth (a fixed pooling that does not exist): the model's own message
-            break
-        fits.append(blocks)
-    depths = DepthRange(searched.low, searched.high, max(fits, default=0), size)
+    # One build, at a depth that fits, shows what else stops the model (a fixed pooling that does not exist).
+    build_model(dataset, arch, dataclasses.replace(proposal, blocks=min(depths.low, depths.most)))
+    fits = range(1, depths.most + 1)
     if depths.most < depths.low:
         raise UserError(
             f"{arch} on {dataset}: {depths.describe()}, but the search proposes {depths.low} to {depths.high} blocks. "

@@ -275,14 +275,6 @@ def bench_data(data_dir: Path | None, samples: tuple[int, int]) -> Iterator[Benc
         yield BenchData(root, description, split, cache, train_idx, val_idx, ours, time.perf_counter() - started)
 
 
-def data_and_epochs(data_dir: Path | None, device: torch.device, precision: str, samples: tuple[int, int], consumption: float) -> dict:
-    """(b) the data path and (d) whole epochs at T = 25, on N-MNIST from `data_dir` or synthetic data in its format
-    (`python -m study.gpu_check`; study.bench opens the data first, with `bench_data`, and measures it with
-    `measure_data_and_epochs`)."""
-    with bench_data(data_dir, samples) as data:
-        return measure_data_and_epochs(data, device, precision, consumption)
-
-
 def measure_data_and_epochs(data: BenchData, device: torch.device, precision: str, consumption: float) -> dict:
     """(b) the data path and (d) whole epochs at T = 25, on `data`."""
     measured: dict = {"data": data.description, "store_build_seconds": data.store_build_seconds, "store_samples": len(data.split.targets)}

@@ -58,7 +58,7 @@ class PairedTest:
 
     difference: Interval  # first minus second, over repeats paired by seed (paired t-interval)
     test: str  # the name of the test on the per-sample outcomes
-    discordant: tuple[int, int]  # test samples only the first got right, only the second
+    discordant: tuple[int, int]  # test samples the first got right more often than the second (over the repeats), and fewer
     p_value: float
 
     @property
@@ -98,6 +98,11 @@ def mcnemar(first_correct: np.ndarray, second_correct: np.ndarray) -> tuple[tupl
     return (only_first, only_second), float(stats.binomtest(only_first, only_first + only_second, 0.5).pvalue)
 
 
+def sample_differences(first_correct: list[np.ndarray], second_correct: list[np.ndarray]) -> np.ndarray:
+    """Per test sample: how often the first got it right minus how often the second did, as shares of the repeats."""
+    return np.mean(first_correct, axis=0, dtype=float) - np.mean(second_correct, axis=0, dtype=float)
+
+
 def sign_flip_test(first_correct: list[np.ndarray], second_correct: list[np.ndarray]) -> float:
     """Two-sided p-value that two architectures get the same test samples right, from several repeats each.
 
@@ -105,7 +110,7 @@ def sign_flip_test(first_correct: list[np.ndarray], second_correct: list[np.ndar
     sample once per repeat as if it were new, and so understate p. Each sample's difference, averaged
     over the repeats, is symmetric about zero under the null hypothesis; scipy flips signs (exactly where
     there are few discordant samples, else PERMUTATIONS times with a fixed seed, so p is reproducible)."""
-    difference = np.mean(first_correct, axis=0, dtype=float) - np.mean(second_correct, axis=0, dtype=float)
+    difference = sample_differences(first_correct, second_correct)
     difference = difference[difference != 0]  # a tie is its own sign flip: it cannot move the sum
     if len(difference) < 2:  # one discordant sample or none: every sign pattern is as extreme
         return 1.0
@@ -118,12 +123,15 @@ def sign_flip_test(first_correct: list[np.ndarray], second_correct: list[np.ndar
 def compare(first_accuracies: list[float], second_accuracies: list[float], first_correct: list[np.ndarray], second_correct: list[np.ndarray]) -> PairedTest:
     """The paired comparison of two architectures' repeats (lists in repeat order, paired by seed): the
     interval over seeds, and a test on the same test samples (exact McNemar for one repeat, a paired
-    permutation test for several). `discordant` counts sample outcomes over all repeats."""
-    discordant, p_value = mcnemar(np.concatenate(first_correct), np.concatenate(second_correct))
-    test = MCNEMAR
-    if len(first_correct) > 1:
-        test, p_value = SIGN_FLIP, sign_flip_test(first_correct, second_correct)
-    return PairedTest(paired_difference(first_accuracies, second_accuracies), test, discordant, p_value)
+    permutation test for several). `discordant` counts test samples: those the first got right more often
+    than the second over the repeats, and the other way round."""
+    difference = paired_difference(first_accuracies, second_accuracies)
+    if len(first_correct) == 1:
+        discordant, p_value = mcnemar(first_correct[0], second_correct[0])
+        return PairedTest(difference, MCNEMAR, discordant, p_value)
+    by_sample = sample_differences(first_correct, second_correct)
+    discordant = (int((by_sample > 0).sum()), int((by_sample < 0).sum()))
+    return PairedTest(difference, SIGN_FLIP, discordant, sign_flip_test(first_correct, second_correct))
 
 
 def accuracy_interval(accuracy: float, samples: int, confidence: float = CONFIDENCE) -> tuple[float, float]:

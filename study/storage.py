@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pyarrow.fs
 
-from study.config import REPEATS, STUDY_FILE, experiment_path  # noqa: F401  (REPEATS: study.tuning imports it from here)
+from study.config import STUDY_FILE, experiment_path
 from study.errors import UserError
 from study.files import write_atomically
 

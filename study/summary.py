@@ -10,32 +10,16 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass
-from enum import StrEnum
 
 from study.errors import UserError
 from study.statistics import CONFIDENCE, Interval
+from study.status import FAILED_TO_LEARN, SELF_STOPPING_METRICS, TrialStatus  # noqa: F401  (part of the record's vocabulary)
 
 SUMMARY_FILE = "summary.json"
 # Bump when a field changes meaning or goes away. Files written before the field existed are version 1.
 SUMMARY_VERSION = 2  # 2: several architectures per study, repeats and their statistics
 
 
-class TrialStatus(StrEnum):
-    """How a trial ended: the one list of statuses the summary, the results table and the report use."""
-
-    COMPLETED = "completed"  # ran every epoch of the budget
-    STOPPED_EARLY = "stopped early"  # ASHA stopped it
-    DIVERGED = "diverged"  # its loss became NaN or infinite; it stopped itself
-    SILENT = "silent"  # a layer emitted no spike in the whole first epoch; it stopped itself
-    SATURATED = "saturated"  # a layer fired at almost every step in the first epoch; it stopped itself
-    STALLED = "stalled"  # its validation accuracy was still at chance after study.loop.STALLED_AFTER epochs; it stopped itself
-    ERROR = "error"  # it raised, also after its retries
-
-
-# Statuses of trials that stopped themselves because they could not learn (the searcher is told so);
-# each is also the name of the metric the trial reported it with (study.loop.epoch_metrics).
-FAILED_TO_LEARN = (TrialStatus.DIVERGED, TrialStatus.SILENT, TrialStatus.SATURATED, TrialStatus.STALLED)
-SELF_STOPPING_METRICS = tuple(status.value for status in FAILED_TO_LEARN)
 
 
 @dataclass(frozen=True)
@@ -126,7 +110,7 @@ class Comparison:
     second: str
     difference: Interval  # test accuracy, first minus second, paired by seed
     test: str  # the name of the paired test on per-sample outcomes
-    discordant: tuple[int, int]  # test samples only the first got right, only the second
+    discordant: tuple[int, int]  # test samples the first got right more often than the second (over the repeats), and fewer
     p_value: float
     distinguishable: bool  # False: "indistinguishable at this sample size"
 

@@ -13,7 +13,7 @@ from study.config import ARCH_KEY, METRIC, MODE, REPEAT_KEY, StudySettings
 from study.search import first_trial, quiet_optuna, space_of
 from study.comparison import ComparisonScheduler, ComparisonSearch, GivenConfigs
 from study.searcher import StudySearch, journal_storage
-from study.storage import REPEATS, experiment_path
+from study.config import REPEATS, experiment_path
 from study.trainable import train_trial
 
 # ASHA: every trial gets at least one epoch; at each rung (1, 2, 4, ... epochs) the better half goes on.

@@ -33,6 +33,7 @@ from analysis.exports import export_refusal
 from analysis.hyperparameters import Importance, infer_distribution, parameter_importance, searched_values
 from analysis.page import html
 from analysis.tradeoff import pareto_front
+from study.invocation import RecordedSettings
 from analysis.writeup import compared_pairs, comparison_sentence, importance_sentence, markdown, study_sentence, summary_sentences
 from study.checkpoint import save_checkpoint
 from study.config import Hyperparams
@@ -83,7 +84,7 @@ def hand_summary(dataset: str, arch: str, trials: list[TrialRecord], best: BestM
 
 def hand_experiment(trials: list[Trial]) -> ArchitectureResult:
     summary = hand_summary("nmnist", "scnn", [], hand_best(trials[0].trial_id), max_epochs=3)
-    return ArchitectureResult("hand", Path("hand"), {"data_dir": "data"}, summary, summary.architectures[0], tuple(trials), Path("best.pth"))
+    return ArchitectureResult("hand", Path("hand"), RecordedSettings(data_dir=Path("data")), summary, summary.architectures[0], tuple(trials), Path("best.pth"))
 
 
 def test_a_comparison_folder_gets_one_report_named_after_it_and_separate_folders_are_joined(tmp_path):
@@ -91,7 +92,7 @@ def test_a_comparison_folder_gets_one_report_named_after_it_and_separate_folders
 
     def architecture_of(folder: str, arch: str) -> ArchitectureResult:
         summary = hand_summary("nmnist", arch, [], hand_best())
-        return ArchitectureResult(f"{folder}-{arch}", tmp_path / "results" / folder, {}, summary, summary.architectures[0], (), Path("best.pth"))
+        return ArchitectureResult(f"{folder}-{arch}", tmp_path / "results" / folder, RecordedSettings(), summary, summary.architectures[0], (), Path("best.pth"))
 
     comparison = [architecture_of("nmnist-cnn-scnn", "cnn"), architecture_of("nmnist-cnn-scnn", "scnn")]
     assert report_folder(comparison, None, tmp_path / "reports") == tmp_path / "reports" / "nmnist-cnn-scnn"

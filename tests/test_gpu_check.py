@@ -6,9 +6,11 @@ import importlib.util
 import json
 import subprocess
 import sys
+import time
 import types
 from pathlib import Path
 
+import pytest
 import torch
 
 from study import gpu_check
@@ -114,14 +116,14 @@ class LIFNode(torch.nn.Module):
             self.backend = backend
 
 
-def test_the_spikingjelly_backend_recorded_is_the_one_that_ran():
+def test_the_spikingjelly_backend_is_inferred_from_the_bound_kernel_and_the_state_dtype():
     bf16, fp32 = torch.zeros(2, dtype=torch.bfloat16), torch.zeros(2)
     # SpikingJelly 2.0 runs its bound kernel on float32 state only: under bf16 autocast the state is bf16
-    assert gpu_check.backend_that_ran([LIFNode(bf16), LIFNode(bf16)], "triton")["backend"] == "torch-reference"
-    fused = gpu_check.backend_that_ran([LIFNode(fp32)], "cuda")
+    assert gpu_check.inferred_backend([LIFNode(bf16), LIFNode(bf16)], "triton")["backend"] == "torch-reference"
+    fused = gpu_check.inferred_backend([LIFNode(fp32)], "cuda")
     assert fused["backend"] == "cuda" and fused["bound"] == "cuda" and fused["state_dtype"] == ["float32"]
-    assert gpu_check.backend_that_ran([LIFNode(fp32, backend="cupy")], None)["backend"] == "cupy"  # SpikingJelly 0.0.0.0.x
-    unknown = gpu_check.backend_that_ran([LIFNode(fp32)], None)
+    assert gpu_check.inferred_backend([LIFNode(fp32, backend="cupy")], None)["backend"] == "cupy"  # SpikingJelly 0.0.0.0.x
+    unknown = gpu_check.inferred_backend([LIFNode(fp32)], None)
     assert unknown["backend"] == "unknown" and "neither" in unknown["from"]
 
 
@@ -138,3 +140,21 @@ def test_the_bound_implementation_is_asked_of_spikingjelly_and_unknown_without_i
     assert gpu_check.bound_implementation(device) == "lif-on-cpu"
     del functional.neuron_implementation  # a SpikingJelly without the query
     assert gpu_check.bound_implementation(device) is None
+
+
+@pytest.mark.parametrize("budget_s, status", [(0.2, gpu_check.OUT_OF_TIME), (60.0, 1)])
+def test_cuda_tests_stopped_at_the_deadline_are_out_of_time_but_a_timeout_before_it_is_a_failure(budget_s, status, tmp_path, monkeypatch):
+    def slow_tests(timeout):
+        time.sleep(0.3)  # past the short budget, well inside the long one
+        raise subprocess.TimeoutExpired("pytest -m cuda", timeout)
+
+    monkeypatch.setattr(gpu_check, "training_steps", lambda *args: {})
+    monkeypatch.setattr(gpu_check, "cuda_tests", slow_tests)
+    out = tmp_path / "gpu-check.json"
+    argv = ["--device", "cpu", "--skip", "spikingjelly,epochs", "--budget-s", str(budget_s), "--out", str(out)]
+    assert gpu_check.main(argv) == status
+    record = json.loads(out.read_text())
+    if status == gpu_check.OUT_OF_TIME:
+        assert record["skipped_for_time"] == ["cuda_tests"] and record["cuda_tests"]["skipped_for_time"] is True
+    else:
+        assert record["skipped_for_time"] == [] and "TimeoutExpired" in record["cuda_tests"]["error"]

@@ -48,7 +48,7 @@ def test_a_difference_whose_interval_holds_zero_is_indistinguishable():
     same = compare([0.90, 0.89, 0.91], [0.91, 0.88, 0.90], labels_correct, [c[::-1] for c in labels_correct])
     assert same.test == SIGN_FLIP and same.difference.contains(0.0) and not same.distinguishable
     better = compare([0.95, 0.96, 0.95], [0.80, 0.82, 0.81], [np.ones(300, bool)] * 3, [np.arange(300) % 5 > 0] * 3)
-    assert better.distinguishable and better.p_value < 1e-3 and better.discordant == (180, 0)
+    assert better.distinguishable and better.p_value < 1e-3 and better.discordant == (60, 0)  # samples, not samples x repeats
 
 
 def test_one_repeat_is_compared_by_exact_mcnemar():

@@ -83,14 +83,15 @@ class DVSGesture(_CheckedRecordings, tonic.datasets.DVSGesture):
 
 
 class MNIST(torchvision.datasets.MNIST):
-    """torchvision's MNIST, its idx files checked before they are read (study.data.mnist_checks). The class
-    keeps torchvision's name: the files live under <root>/MNIST/raw."""
+    """torchvision's MNIST, its idx files checked before they are read (study.data.mnist_checks), as the event
+    datasets check each recording when it is read. The class keeps torchvision's name: the files live under
+    <root>/MNIST/raw. The check reads the headers and the labels only (60 kB for the training split)."""
 
-    def _load_data(self):
+    def _load_data(self):  # torchvision's one reader of the idx files, called after any download
         prefix = "train" if self.train else "t10k"
         raw = Path(self.raw_folder)
-        image_size = (28, 28)  # MNIST_SOURCE.shape[1:]
-        check_mnist_files(raw / f"{prefix}-images-idx3-ubyte", raw / f"{prefix}-labels-idx1-ubyte", image_size, len(self.classes))
+        images, labels = raw / f"{prefix}-images-idx3-ubyte", raw / f"{prefix}-labels-idx1-ubyte"
+        check_mnist_files(images, labels, MNIST_SOURCE.shape[1:], len(self.classes))
         return super()._load_data()
 
 

@@ -172,29 +172,52 @@ def _check_folding(model, folded, x: torch.Tensor) -> None:
                 raise RoundTripError(f"folding BatchNorm and the input scale into block {index + 1} changes its current by up to {gap:.3g}")
 
 
-def _write_nir(model, payload: dict, hp: Hyperparams, input_shape, target: Path) -> Exported:
-    kind = DATASETS[payload["dataset"]].source.kind
-    graph = nir_graph(model, input_shape, hp, kind)  # UserError where NIR cannot express the network
+@dataclass(frozen=True)
+class Exportable:
+    """A checkpoint's model as the export takes it: in float32 eval mode, with its NIR graph if it is spiking."""
+
+    model: torch.nn.Module
+    payload: dict
+    hp: Hyperparams
+    input_shape: tuple[int, ...]  # one step's [C, H, W]
+    graph: nir.NIRGraph | None  # None for the CNN (ONNX)
+
+
+def exportable(checkpoint: Path) -> Exportable:
+    """The export's checks of the checkpoint itself: a UserError when it is not this tool's checkpoint, or when
+    NIR cannot express its network (the spiking LSTM, max pooling, a decay of 1). The report asks this too."""
+    model, payload = load_model(checkpoint)
+    hp = Hyperparams.from_dict(payload["hyperparams"])
+    input_shape = model_input_shape(payload["dataset"], payload["arch"], hp)
+    model = model.float().eval()
+    graph = None
+    if ARCHITECTURES[payload["arch"]].spiking:
+        graph = nir_graph(model, input_shape, hp, DATASETS[payload["dataset"]].source.kind)
+    return Exportable(model, payload, hp, input_shape, graph)
+
+
+def _write_nir(ready: Exportable, target: Path) -> Exported:
     # The graph is compared with the model as the graph holds it (weights folded), so that a neuron that
     # rounding puts exactly at its threshold cannot fail a correct export; the folding is checked on its own.
-    folded = folded_copy(model)
-    run = _check_run(folded, (hp.num_steps, CHECK_BATCH, *input_shape))  # x: [T, B, C, H, W]
-    _check_folding(model, folded, run.x)
+    folded = folded_copy(ready.model)
+    run = _check_run(folded, (ready.hp.num_steps, CHECK_BATCH, *ready.input_shape))  # x: [T, B, C, H, W]
+    _check_folding(ready.model, folded, run.x)
     with _writing(target) as partial:
-        nir.write(str(partial), graph)
+        nir.write(str(partial), ready.graph)
         check = _compare_nir(nir_reader.read_graph(partial), folded, run, target.name)
-    if not nir_reader.snntorch_reads(graph):
+    if not nir_reader.snntorch_reads(ready.graph):
         check += (". Importers that map only NIR's neuron nodes (snnTorch's import_from_nir) cannot read its LI, Threshold "
                   "and Scale nodes: a network trained with --fix reset=zero --fix readout=spikes exports as LIF nodes")
     return Exported(target, "NIR", check)
 
 
-def _write_onnx(model, payload: dict, hp: Hyperparams, input_shape, target: Path) -> Exported:
-    source = DATASETS[payload["dataset"]].source
-    model_bytes = onnx_bytes(model, input_shape, properties(payload["dataset"], source.kind, hp, source.num_classes))
-    x = torch.rand(CHECK_BATCH, *input_shape, generator=torch.Generator().manual_seed(CHECK_SEED))
+def _write_onnx(ready: Exportable, target: Path) -> Exported:
+    dataset = ready.payload["dataset"]
+    source = DATASETS[dataset].source
+    model_bytes = onnx_bytes(ready.model, ready.input_shape, properties(dataset, source.kind, ready.hp, source.num_classes))
+    x = torch.rand(CHECK_BATCH, *ready.input_shape, generator=torch.Generator().manual_seed(CHECK_SEED))
     with torch.no_grad():
-        expected = model(x).numpy()
+        expected = ready.model(x).numpy()
     with _writing(target) as partial:
         partial.write_bytes(model_bytes)
         logits = run_onnx(partial.read_bytes(), x.numpy())
@@ -208,11 +231,7 @@ def _write_onnx(model, payload: dict, hp: Hyperparams, input_shape, target: Path
 
 def export_checkpoint(checkpoint: Path, out_dir: Path | None = None) -> Exported:
     """Write `checkpoint`'s model as NIR (spiking CNN) or ONNX (CNN); a UserError on bad input, before any file is written."""
-    model, payload = load_model(checkpoint)  # UserError: not this tool's checkpoint
-    target = exported_path(checkpoint, payload["arch"], out_dir)
+    ready = exportable(checkpoint)
+    target = exported_path(checkpoint, ready.payload["arch"], out_dir)
     check_writable_file(target, "The export" if out_dir is None else "--out")
-    hp = Hyperparams.from_dict(payload["hyperparams"])
-    input_shape = model_input_shape(payload["dataset"], payload["arch"], hp)
-    model = model.float().eval()
-    write = _write_nir if ARCHITECTURES[payload["arch"]].spiking else _write_onnx
-    return write(model, payload, hp, input_shape, target)
+    return _write_nir(ready, target) if ready.graph is not None else _write_onnx(ready, target)

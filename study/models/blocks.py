@@ -57,12 +57,16 @@ class ConvBlock(nn.Module):
         return self.norm if self.norm is not None else self.conv
 
 
+def max_blocks(input_size: tuple[int, int]) -> int:
+    """The most blocks a frame of `input_size` fits: each halves it, and at least 1x1 must be left."""
+    return min(max(min(input_size), 1).bit_length() - 1, len(CHANNELS))
+
+
 def conv_blocks(in_channels: int, input_size: tuple[int, int], hp: Hyperparams) -> nn.ModuleList:
     """The blocks of `hp`, after checking that the frame does not vanish under their pooling."""
     channels = block_channels(hp)
-    smallest = min(input_size) >> len(channels)
-    if smallest < 1:
-        fits = max((n for n in range(1, len(CHANNELS) + 1) if min(input_size) >> n >= 1), default=0)
+    fits = max_blocks(input_size)
+    if len(channels) > fits:
         valid = f"valid: 1 to {fits}" if fits else "a frame of at least 2x2 is needed for one block"
         raise UserError(
             f"blocks={hp.blocks} do not fit a {input_size[0]}x{input_size[1]} input: each block halves the frame, "
