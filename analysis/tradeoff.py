@@ -85,17 +85,37 @@ def best_point(experiment: ArchitectureResult, samples: int, data_dir: Path | No
     return TrialPoint(experiment.title, experiment.dataset, best.trial_id, best.val_acc, table.energy_pj(count), experiment.synthetic, best.epoch, best=True)
 
 
-def with_best(points: list[TrialPoint], best: list[TrialPoint]) -> list[TrialPoint]:
-    """The trials' points with each study's best model: a best model that is its trial's last checkpoint (same study,
-    trial and epoch) marks that point; one from an earlier epoch is added as a point of its own."""
-    merged = list(points)
+def _merged(points: list[TrialPoint], best: list[TrialPoint]) -> tuple[list[TrialPoint], list[TrialPoint]]:
+    """(the points with the best models, the best models added as points of their own): see `with_best`."""
+    merged, added = list(points), []
     for model in best:
         same = next((i for i, p in enumerate(merged) if (p.study, p.trial_id, p.epoch) == (model.study, model.trial_id, model.epoch) and not p.best), None)
         if same is None:
             merged.append(model)
+            added.append(model)
         else:
             merged[same] = model
-    return merged
+    return merged, added
+
+
+def with_best(points: list[TrialPoint], best: list[TrialPoint]) -> list[TrialPoint]:
+    """The trials' points with each study's best model: a best model that is its trial's last checkpoint (same study,
+    trial and epoch) marks that point; one from an earlier epoch is added as a point of its own."""
+    return _merged(points, best)[0]
+
+
+def _best_clause(stars: list[TrialPoint], added: list[TrialPoint], earlier: list[TrialPoint]) -> str:
+    """The caption's words on the stars: what they are, and whether they are points of their own."""
+    if not stars:
+        return ""
+    clause = (
+        "; stars: each study's best model, the checkpoint the comparison table and the writeup count (Ray's best-scored "
+        "epoch, at its accuracy there, from the same cached count on the same samples); "
+    )
+    if earlier:
+        verb = "is" if len(earlier) == 1 else "are"
+        return clause + f"{len(earlier)} of them {verb} from an earlier epoch than the trial's last and drawn beside that trial's last checkpoint"
+    return clause + ("drawn as points of their own" if added else "each is its trial's last checkpoint")
 
 
 def _front_of(points: list[TrialPoint]) -> list[TrialPoint]:
@@ -109,11 +129,10 @@ def tradeoff_figure(points: list[TrialPoint], out_dir: Path, table: EnergyTable,
     each study's own (dashed, in its colour) and the front over every point (circled, black). `best`: each study's best
     model (`best_point`), drawn as a large star in its study's colour, beside its trial's last checkpoint where that
     is another epoch (`with_best`)."""
-    merged = with_best(points, list(best))
+    merged, added = _merged(points, list(best))
     shown = [point for point in merged if point.energy_pj > 0]  # a log axis has no place for zero
-    # best models that are no trial's last checkpoint: points of their own (beside their trial's last, where it has one)
-    added = [p for p in shown if p.best and not any((q.study, q.trial_id, q.epoch) == (p.study, p.trial_id, p.epoch) for q in points)]
-    earlier = [p for p in added if any((q.study, q.trial_id) == (p.study, p.trial_id) for q in points)]
+    added = [p for p in added if p.energy_pj > 0]
+    earlier = [p for p in added if any((q.study, q.trial_id) == (p.study, p.trial_id) for q in points)]  # beside their trial's last
     figure, axis = plt.subplots(figsize=(7.5, 5))
     for index, study in enumerate(dict.fromkeys(point.study for point in shown)):
         mine = [point for point in shown if point.study == study]
@@ -141,14 +160,7 @@ def tradeoff_figure(points: list[TrialPoint], out_dir: Path, table: EnergyTable,
         f"{AXIS_LABELS.get(METRIC, METRIC).capitalize()} against estimated energy per inference for {plural(len(shown) - len(added), 'trial')} "
         f"of {plural(len(studies), 'study')}, each at its last checkpoint (arithmetic only, {table.source}; memory access "
         "not included)"
-        + (
-            "; stars: each study's best model, the checkpoint the comparison table and the writeup count (Ray's best-scored "
-            "epoch, at its accuracy there, from the same cached count on the same samples); "
-            + (f"{len(earlier)} of them {'is' if len(earlier) == 1 else 'are'} from an earlier epoch than the trial's last and "
-               "drawn beside that trial's last checkpoint" if earlier else "each is its trial's last checkpoint" if not added
-               else "drawn as points of their own")
-            if stars else ""
-        )
+        + _best_clause(stars, added, earlier)
         + "; circled and joined in black: the Pareto front "
         f"({plural(len(optimal), 'point')} that no other point beats on both); dashed: each study's own front"
         + (f"; {plural(left_out, 'point')} with zero energy left off the log axis" if left_out else "")

@@ -25,6 +25,7 @@ def at_least(cast, low, strict: bool, words: str, high=None):
             raise argparse.ArgumentTypeError(f"must be {words}, not {text}")
         return value
 
+    parse.low, parse.strict = low, strict  # the bound, for readers of records the flags wrote (study.invocation)
     return parse
 
 

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from study.cli import count, gpu_share, retries, seed, share
 from study.config import OBJECTIVES, Hyperparams, StudySettings, experiment_path
 
 # Budgets of a study: by default, and under --smoke (a whole study on tiny subsets, about two minutes
@@ -86,12 +87,12 @@ def _fits(value, annotation: str) -> bool:
     return any(checks.get(kind, False) for kind in kinds)
 
 
-# The smallest value each number of study.json may hold (the command line's own bounds).
-AT_LEAST = {
-    "num_samples": 1, "max_epochs": 1, "train_limit": 1, "val_limit": 1, "test_limit": 1, "max_concurrent": 1,
-    "max_failures": 0, "repeats": 0, "seed": 0, "gpus_per_trial": 0,
+# The type of the flag (or, for val_fraction, of a share) each number of study.json came from: its lower bound holds.
+NUMBER_TYPES = {
+    "num_samples": count, "max_epochs": count, "train_limit": count, "val_limit": count, "test_limit": count,
+    "max_concurrent": count, "max_failures": retries, "repeats": retries, "seed": seed, "gpus_per_trial": gpu_share,
+    "cpus_per_trial": share, "val_fraction": share,
 }
-ABOVE = {"cpus_per_trial": 0, "val_fraction": 0}
 
 
 def _fields_problem(values: dict, cls, where: str) -> str | None:
@@ -111,10 +112,10 @@ def _fields_problem(values: dict, cls, where: str) -> str | None:
         shown = f"{value!r}"[:60]
         if not _fits(value, annotation):
             return f"{where}'s {name!r} is {_json_kind(value)} ({shown}), not {annotation.replace('tuple[str, ...]', 'a list of names').replace('Path', 'a path')}"
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if name in AT_LEAST and value < AT_LEAST[name] or name in ABOVE and value <= ABOVE[name]:
-                bound = f"at least {AT_LEAST[name]}" if name in AT_LEAST else f"above {ABOVE[name]}"
-                return f"{where}'s {name!r} is {shown}; it must be {bound}"
+        kind = NUMBER_TYPES.get(name)
+        if kind is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if value < kind.low or kind.strict and value == kind.low:
+                return f"{where}'s {name!r} is {shown}; it must be {'above' if kind.strict else 'at least'} {kind.low}"
     return None
 
 

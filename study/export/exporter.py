@@ -93,17 +93,19 @@ def _check_run(folded, shape: tuple[int, ...]) -> CheckRun:
     An untrained or quiet network may emit no output spike on the first input, and comparing zero spikes with zero
     spikes checks nothing. Where no gain makes it fire, the lowest gain at which every hidden layer fires (else the
     highest): the hidden layers' spikes and the output membrane are compared there instead."""
-    base, tried = _check_input(shape), []
+    base, hidden_firing, run = _check_input(shape), None, None
     gains = CHECK_GAINS if folded.output_layer.fires else CHECK_GAINS[:1]  # a membrane readout has no spike to look for
     with torch.no_grad():
         for gain in gains:
             x = base * gain
             expected = folded.run(x)
             spikes = int(expected.spikes[OUTPUT_SPIKES].sum()) if folded.output_layer.fires else 0
+            run = CheckRun(x, gain, expected, spikes)
             if spikes or not folded.output_layer.fires:
-                return CheckRun(x, gain, expected, spikes)
-            tried.append(CheckRun(x, gain, expected, 0))
-    return next((run for run in tried if all(run.expected.spikes[layer].any() for layer in folded.spike_layers)), tried[-1])
+                return run
+            if hidden_firing is None and all(expected.spikes[layer].any() for layer in folded.spike_layers):
+                hidden_firing = run
+    return hidden_firing or run
 
 
 def _differ(how: str, which: str, spikes: torch.Tensor, expected: torch.Tensor) -> RoundTripError:
@@ -111,40 +113,54 @@ def _differ(how: str, which: str, spikes: torch.Tensor, expected: torch.Tensor) 
     return RoundTripError(f"the NIR graph {how} differs from the model in {int((spikes != expected).sum())} of {spikes.numel()} {which} spikes")
 
 
+def _hidden_spikes_equal(graph: nir.NIRGraph, model, run: CheckRun, name: str) -> str:
+    """Each hidden layer's spikes as the graph read back computes them against the model's, input side first."""
+    counts = []
+    for layer in model.spike_layers:
+        expected = run.expected.spikes[layer]
+        spikes = nir_reader.run_over_time(nir_reader.to_torch(nir_reader.with_output_from(graph, spike_node(graph, layer))), run.x)
+        if spikes.shape != expected.shape:
+            raise RoundTripError(f"the NIR graph read back from {name} gives layer {layer}'s spikes the shape "
+                                 f"{tuple(spikes.shape)}, the model {tuple(expected.shape)}")
+        if not torch.equal(spikes, expected):
+            raise _differ(f"read back from {name}", f"layer {layer}'s", spikes, expected)
+        counts.append(f"{layer} {int(spikes.sum())}")
+    return f"the hidden layers' spikes equal the model's ({', '.join(counts)} spikes)"
+
+
+def _output_spikes_equal(graph: nir.NIRGraph, run: CheckRun, name: str) -> str:
+    """The output spikes of the graph read back (and as snnTorch's importer reads a graph of LIF neurons) against the model's."""
+    expected = run.expected.spikes[OUTPUT_SPIKES]
+    readers = {"read back": nir_reader.run_over_time(nir_reader.to_torch(graph), run.x)}
+    if nir_reader.snntorch_reads(graph):
+        readers["read by snnTorch's import_from_nir"] = nir_reader.run_with_snntorch(graph, run.x)
+    for reader, spikes in readers.items():
+        if not torch.equal(spikes, expected):
+            raise _differ(f"{reader} from {name}", "output", spikes, expected)
+    return f"its output spikes equal the model's ({run.output_spikes} spikes; {' and '.join(readers)})"
+
+
+def _output_membrane_equal(graph: nir.NIRGraph, membrane_node: str, run: CheckRun, name: str) -> None:
+    membrane = nir_reader.run_over_time(nir_reader.to_torch(nir_reader.with_membrane_output(graph, membrane_node)), run.x)
+    if not torch.allclose(membrane, run.expected.membrane, rtol=MEMBRANE_RTOL, atol=MEMBRANE_ATOL):
+        gap = float((membrane - run.expected.membrane).abs().max())
+        raise RoundTripError(f"the NIR graph read back from {name} differs from the model's output membrane by up to {gap:.3g}")
+
+
 def _compare_nir(graph: nir.NIRGraph, model, run: CheckRun, name: str) -> str:
     """Run the graph read back on the check input against the model: its output spikes where the output layer fired
-    (also as snnTorch's importer reads a graph of LIF neurons) and its output membrane where the graph has one. Where
-    the output layer emitted no spike, the hidden layers' spikes (input side first) and the output membrane instead,
-    and the text says that no output spike was compared."""
-    x, expected = run.x, run.expected
+    and its output membrane where the graph has one. Where the output layer emitted no spike, the hidden layers'
+    spikes and the output membrane instead, and the text says that no output spike was compared."""
+    x = run.x
     silent = model.output_layer.fires and run.output_spikes == 0
     passed = []
     if silent:
-        counts = []
-        for layer in model.spike_layers:
-            spikes = nir_reader.run_over_time(nir_reader.to_torch(nir_reader.with_output_from(graph, spike_node(graph, layer))), x)
-            if spikes.shape != expected.spikes[layer].shape:
-                raise RoundTripError(f"the NIR graph read back from {name} gives layer {layer}'s spikes the shape "
-                                     f"{tuple(spikes.shape)}, the model {tuple(expected.spikes[layer].shape)}")
-            if not torch.equal(spikes, expected.spikes[layer]):
-                raise _differ(f"read back from {name}", f"layer {layer}'s", spikes, expected.spikes[layer])
-            counts.append(f"{layer} {int(spikes.sum())}")
-        passed.append(f"the hidden layers' spikes equal the model's ({', '.join(counts)} spikes)")
+        passed.append(_hidden_spikes_equal(graph, model, run, name))
     elif model.output_layer.fires:
-        expected_spikes = expected.spikes[OUTPUT_SPIKES]
-        readers = {"read back": nir_reader.run_over_time(nir_reader.to_torch(graph), x)}
-        if nir_reader.snntorch_reads(graph):
-            readers["read by snnTorch's import_from_nir"] = nir_reader.run_with_snntorch(graph, x)
-        for reader, spikes in readers.items():
-            if not torch.equal(spikes, expected_spikes):
-                raise _differ(f"{reader} from {name}", "output", spikes, expected_spikes)
-        passed.append(f"its output spikes equal the model's ({run.output_spikes} spikes; {' and '.join(readers)})")
+        passed.append(_output_spikes_equal(graph, run, name))
     membrane_node = f"{OUTPUT_LAYER}_membrane" if f"{OUTPUT_LAYER}_membrane" in graph.nodes else OUTPUT_LAYER
     if membrane_node != OUTPUT_LAYER or silent:  # an output LIF's membrane is the LI's only while it does not fire
-        membrane = nir_reader.run_over_time(nir_reader.to_torch(nir_reader.with_membrane_output(graph, membrane_node)), x)
-        if not torch.allclose(membrane, expected.membrane, rtol=MEMBRANE_RTOL, atol=MEMBRANE_ATOL):
-            gap = float((membrane - expected.membrane).abs().max())
-            raise RoundTripError(f"the NIR graph read back from {name} differs from the model's output membrane by up to {gap:.3g}")
+        _output_membrane_equal(graph, membrane_node, run, name)
         passed.append(f"{'the' if silent else 'its'} output membrane equals the model's to float rounding")
     if silent and nir_reader.snntorch_reads(graph):
         if nir_reader.run_with_snntorch(graph, x).any():
